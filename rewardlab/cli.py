@@ -1,0 +1,201 @@
+"""The ``rewardlab`` command: parses arguments and dispatches. No training or serving logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  rewardlab train recipes/quickstart.yaml
+  rewardlab train quickstart --set train.max_steps=20 --set data.max_train_pairs=64
+  rewardlab train quickstart --resume          # continue the interrupted run, same MLflow run
+  rewardlab eval models:/quickstart-bt/1 --data math-answers
+  rewardlab recipes list
+  rewardlab data validate data_cards/math-answers.md my_pairs.jsonl
+  rewardlab ui                                 # MLflow UI on sqlite:///mlflow.db, 127.0.0.1:5000
+"""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from rewardlab.backbones import BackboneError
+    from rewardlab.data.cards import DataError
+    from rewardlab.learners.base import ResumeError
+    from rewardlab.recipes import RecipeError
+    from rewardlab.rewards.base import RewardInputError
+
+    return (RecipeError, DataError, ResumeError, BackboneError, RewardInputError, FileNotFoundError)
+
+
+def cmd_train(args) -> int:
+    from rewardlab import learners, recipes
+
+    config, text, path = recipes.load(args.recipe, args.set)
+    print(f"recipe {path} -> learner {config.learner}, output {config.out()}", flush=True)
+    learners.get(config.learner).run(config, recipe_text=text, resume=args.resume)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from rewardlab import rewards
+    from rewardlab.data import TextDataConfig, load_preferences
+    from rewardlab.rewards.evaluate import evaluate_text_reward, format_report
+
+    data = load_preferences(TextDataConfig(name=args.data, path=args.data_path, card=args.card, max_eval_pairs=args.max_pairs))
+    reward = rewards.load(args.model)
+    if not isinstance(reward, rewards.TextReward):
+        print(f"{args.model}: eval supports text rewards; this is a {type(reward).__name__}", file=sys.stderr)
+        return 2
+    samples = data.test_samples[: args.max_pairs] if args.max_pairs else data.test_samples
+    result = evaluate_text_reward(reward, data.test_pairs, samples)
+    print(format_report(result.metrics))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.metrics, indent=2))
+    return 0
+
+
+def cmd_recipes(args) -> int:
+    from rewardlab import recipes
+
+    if args.action == "list":
+        print(f"{'recipe':24s} {'learner':22s} description")
+        for name in recipes.names():
+            learner, first = recipes.summary(recipes.recipes_dir() / f"{name}.yaml")
+            print(f"{name:24s} {learner:22s} {first}")
+        return 0
+    config, text, path = recipes.load(args.name, args.set)
+    print(f"# {path}\n{text}")
+    if args.resolved:
+        import yaml
+
+        print("# resolved, with every default:\n" + yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    return 0
+
+
+def cmd_data(args) -> int:
+    from rewardlab.data import cards, loaders
+
+    if args.action == "validate":
+        card = cards.parse_card(args.card) if Path(args.card).exists() else cards.find_card(args.card)
+        if not args.file:
+            print(f"{card.path}: card OK ({', '.join(card.configs())})")
+            return 0
+        rows = loaders.read_jsonl(args.file)
+        card.validate_rows(rows, args.config, source=args.file)
+        print(f"{args.file}: {len(rows)} rows OK against {card.path.name} (config {args.config or card.configs()[0]})")
+        return 0
+    if args.name == "math-answers":
+        from rewardlab.data import math_answers
+
+        built = math_answers.build(math_answers.MathAnswersConfig(**dict(_kv(args.option))), regenerate=args.regenerate)
+        card = cards.find_card("math-answers")
+        card.validate_rows(built["samples"], "samples")
+        card.validate_rows(built["pairs"], "pairs")
+        acc = sum(s["correct"] for s in built["samples"]) / len(built["samples"])
+        print(f"math-answers: {len(built['samples'])} samples ({acc:.1%} correct), {len(built['pairs'])} pairs")
+        if args.out:
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            for name, rows in built.items():
+                with (out / f"{name}.jsonl").open("w") as fh:
+                    fh.writelines(json.dumps(r) + "\n" for r in rows)
+            print(f"written to {out}/samples.jsonl and {out}/pairs.jsonl")
+        return 0
+    if args.name == "pendulum-random":
+        from rewardlab.data import transitions
+
+        rows = transitions.build(transitions.PendulumRandomConfig(**dict(_kv(args.option))))
+        cards.find_card("pendulum-random").validate_rows(rows)
+        print(f"pendulum-random: {len(rows)} transitions")
+        return 0
+    print(f"unknown builder '{args.name}'; builders: math-answers, pendulum-random", file=sys.stderr)
+    return 2
+
+
+def _kv(items: list[str]):
+    import yaml
+
+    for item in items:
+        key, _, value = item.partition("=")
+        yield key, yaml.safe_load(value)
+
+
+def cmd_ui(args) -> int:
+    from rewardlab import tracking
+
+    return tracking.ui(args.tracking_uri, host=args.host, port=args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rewardlab",
+        description="Reward modeling and preference learning: train from recipes, evaluate, browse runs in MLflow.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="run a recipe (YAML) and track it in MLflow",
+                       description="Run a recipe. Progress is shown; the run, its plots and the registered model go to MLflow "
+                       "(sqlite:///mlflow.db unless MLFLOW_TRACKING_URI or the recipe's tracking.uri says otherwise).")
+    t.add_argument("recipe", help="a recipe file, or the name of a bundled recipe (see `rewardlab recipes list`)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a recipe value, e.g. --set train.max_steps=10 (repeatable; values are YAML)")
+    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir, in the same MLflow run")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a reward on held-out pairs, next to length-only baselines")
+    e.add_argument("model", help="a reward folder, models:/name/version, models:/name@alias or runs:/id/model")
+    e.add_argument("--data", default="math-answers", help="dataset name (default: math-answers)")
+    e.add_argument("--data-path", default=None, help="a JSONL of prompt/chosen/rejected rows with split=test rows")
+    e.add_argument("--card", default=None, help="the card that validates --data-path")
+    e.add_argument("--max-pairs", type=int, default=None, help="evaluate on at most this many pairs (and samples)")
+    e.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    e.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser("recipes", help="list bundled recipes, or show one")
+    r.add_argument("action", choices=["list", "show"])
+    r.add_argument("name", nargs="?", default="quickstart", help="recipe name or path (for show)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="show with overrides applied")
+    r.add_argument("--resolved", action="store_true", help="also print the validated config with every default filled in")
+    r.set_defaults(func=cmd_recipes)
+
+    d = sub.add_parser("data", help="build a built-in dataset, or validate rows against a card")
+    d.add_argument("action", choices=["build", "validate"])
+    d.add_argument("name", nargs="?", help="build: math-answers | pendulum-random")
+    d.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="builder setting, e.g. --option seed=1")
+    d.add_argument("--regenerate", action="store_true", help="sample again instead of using shipped or cached rows (slow)")
+    d.add_argument("--out", default=None, help="build: also write the rows as JSONL into this folder")
+    d.add_argument("--card", default=None, help="validate: card path or dataset name")
+    d.add_argument("--file", default=None, help="validate: a JSONL file to check against the card")
+    d.add_argument("--config", default=None, help="validate: which config of the card (e.g. pairs)")
+    d.set_defaults(func=cmd_data)
+
+    u = sub.add_parser("ui", help="open the MLflow UI on the same store (127.0.0.1 by default)")
+    u.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
+    u.add_argument("--host", default="127.0.0.1")
+    u.add_argument("--port", type=int, default=5000)
+    u.set_defaults(func=cmd_ui)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "data" and args.action == "validate" and not args.card:
+        args.card = args.name
+    if args.command == "data" and not (args.name or args.card):
+        print("rewardlab data: name a builder (build) or a card (validate)", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except _user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; `rewardlab train ... --resume` continues from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

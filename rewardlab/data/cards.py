@@ -1,0 +1,146 @@
+"""Dataset cards: YAML front matter with the Hugging Face dataset-card fields, prose below.
+
+Loading validates every row against the card's ``dataset_info.features``. A bad row fails with the file,
+the row number, the field and the reason, before any training starts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REQUIRED_KEYS = ("pretty_name", "license", "task_categories", "dataset_info")
+
+
+class DataError(ValueError):
+    """A dataset or card problem a user can fix; the message names the file, row and field."""
+
+
+def cards_dir() -> Path:
+    """``$REWARDLAB_CARDS``, else the ``data_cards/`` folder of the source tree."""
+    env = os.environ.get("REWARDLAB_CARDS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "data_cards"
+
+
+@dataclass
+class Card:
+    path: Path
+    meta: dict[str, Any]
+    prose: str
+    features: dict[str, dict[str, list[dict]]] = field(default_factory=dict)  # config -> name -> feature
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def configs(self) -> list[str]:
+        return list(self.features)
+
+    def schema(self, config: str | None = None) -> list[dict]:
+        config = config or self.configs()[0]
+        if config not in self.features:
+            raise DataError(f"{self.path}: no config '{config}'; the card declares: {', '.join(self.configs())}")
+        return list(self.features[config].values())
+
+    def validate_rows(self, rows: list[dict], config: str | None = None, source: str | Path | None = None) -> list[dict]:
+        """Check each row against the schema; return the rows unchanged when all pass."""
+        schema = self.features[config or self.configs()[0]]
+        where = source or self.path
+        for number, row in enumerate(rows, start=1):
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: row {number}: expected an object, found {type(row).__name__}")
+            extra = sorted(set(row) - set(schema))
+            if extra:
+                raise DataError(f"{where}: row {number}: field '{extra[0]}' is not in the card {self.path.name} (expected fields: {', '.join(schema)})")
+            for name, feature in schema.items():
+                if name not in row:
+                    if feature.get("nullable"):
+                        continue
+                    raise DataError(f"{where}: row {number}: field '{name}' is missing")
+                reason = _check_value(row[name], feature)
+                if reason:
+                    raise DataError(f"{where}: row {number}: field '{name}': {reason}")
+        return rows
+
+
+_DTYPES = {
+    "string": (str,),
+    "bool": (bool,),
+    "int64": (int,),
+    "int32": (int,),
+    "float32": (int, float),
+    "float64": (int, float),
+}
+
+
+def _check_value(value: Any, feature: dict) -> str | None:
+    if value is None:
+        return None if feature.get("nullable") else "expected a value, found null"
+    if "dtype" in feature:
+        dtype = feature["dtype"]
+        if dtype == "chat":  # rewardlab's Chat: a string or a list of role/content messages
+            if isinstance(value, str):
+                return None
+            if isinstance(value, list) and all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in value):
+                return None
+            return f"expected a string or a list of {{role, content}} messages, found {type(value).__name__}"
+        allowed = _DTYPES.get(dtype)
+        if allowed is None:
+            return f"the card uses dtype '{dtype}', which rewardlab cannot check"
+        if isinstance(value, bool) and dtype != "bool":
+            return f"expected {dtype}, found bool ({value!r})"
+        if not isinstance(value, allowed):
+            return f"expected {dtype}, found {type(value).__name__} ({str(value)[:40]!r})"
+        return None
+    if "sequence" in feature:
+        if not isinstance(value, list):
+            return f"expected a list, found {type(value).__name__}"
+        inner = feature["sequence"] if isinstance(feature["sequence"], dict) else {"dtype": feature["sequence"]}
+        for i, item in enumerate(value):
+            reason = _check_value(item, inner)
+            if reason:
+                return f"item {i}: {reason}"
+        return None
+    return "the card gives this feature neither dtype nor sequence"
+
+
+def parse_card(path: str | Path) -> Card:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: dataset card not found")
+    text = path.read_text()
+    if not text.startswith("---"):
+        raise DataError(f"{path}: a card starts with YAML front matter between '---' lines")
+    try:
+        _, front, prose = text.split("---", 2)
+        meta = yaml.safe_load(front) or {}
+    except (ValueError, yaml.YAMLError) as exc:
+        raise DataError(f"{path}: the front matter is not valid YAML ({exc})") from None
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise DataError(f"{path}: the front matter lacks required key '{missing[0]}' (required: {', '.join(REQUIRED_KEYS)})")
+    if "source" not in meta and "builder" not in meta:
+        raise DataError(f"{path}: the front matter needs 'source' (where the data lives) or 'builder' (what makes it)")
+    infos = meta["dataset_info"]
+    infos = infos if isinstance(infos, list) else [infos]
+    features: dict[str, dict[str, dict]] = {}
+    for info in infos:
+        config = info.get("config_name", "default")
+        if "features" not in info or "splits" not in info:
+            raise DataError(f"{path}: dataset_info for config '{config}' needs 'features' and 'splits'")
+        features[config] = {f["name"]: f for f in info["features"]}
+    return Card(path=path, meta=meta, prose=prose.strip(), features=features)
+
+
+def find_card(name: str) -> Card:
+    """The card for a dataset name such as ``math-answers`` or ``Anthropic/hh-rlhf``."""
+    slug = name.split("/")[-1]
+    path = cards_dir() / f"{slug}.md"
+    if not path.exists():
+        known = sorted(p.stem for p in cards_dir().glob("*.md"))
+        raise DataError(f"no dataset card for '{name}' ({path}); cards exist for: {', '.join(known)}")
+    return parse_card(path)

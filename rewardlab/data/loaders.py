@@ -1,0 +1,170 @@
+"""Loaders: every dataset a recipe names comes through here and is validated against its card."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, FilePath
+
+from rewardlab.data.cards import Card, DataError, find_card, parse_card
+
+BUILDERS = ("math-answers", "pendulum-random")
+HUB_PREFERENCES = ("Anthropic/hh-rlhf",)
+
+
+class TextDataConfig(BaseModel):
+    """Which preference data to train and evaluate on."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "math-answers"  # a built-in builder, a hub dataset with a card (needs network), or a label for `path`
+    path: FilePath | None = None  # a local JSONL of prompt/chosen/rejected rows; validated against `card`
+    card: str | None = None  # card name or path for `path`; defaults to the card of `name`
+    builder: dict[str, Any] = {}  # settings of the builder (see rewardlab/data/math_answers.py)
+    regenerate: bool = False  # ignore shipped/cached rows and sample again (slow)
+    max_train_pairs: int | None = None  # cap, for quick runs; None keeps all
+    max_eval_pairs: int | None = None
+
+
+@dataclass
+class PreferenceData:
+    """Train/test preference pairs and, when the dataset has them, labelled test samples for AUROC."""
+
+    name: str
+    card: Card
+    source: str
+    train_pairs: list[dict]
+    test_pairs: list[dict]
+    test_samples: list[dict] = field(default_factory=list)
+    train_samples: list[dict] = field(default_factory=list)
+
+
+def _card_for(cfg_card: str | None, name: str) -> Card:
+    if cfg_card and (cfg_card.endswith(".md") or "/" in cfg_card and Path(cfg_card).exists()):
+        return parse_card(cfg_card)
+    return find_card(cfg_card or name)
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    rows = []
+    with Path(path).open() as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: row {number}: not valid JSON ({exc.msg})") from None
+    return rows
+
+
+def _split_hh(text: str) -> tuple[str, str]:
+    cut = text.rfind("\n\nAssistant:")
+    return text[:cut].strip(), text[cut + len("\n\nAssistant:") :].strip()
+
+
+def _load_hub_preferences(name: str) -> tuple[list[dict], list[dict]]:
+    """Anthropic/hh-rlhf from the hub (network needed): split the shared dialogue into prompt and answers."""
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(name)
+    except Exception as exc:  # offline, or the hub refused: say so plainly
+        raise DataError(f"{name}: could not load from the Hugging Face hub ({type(exc).__name__}: {exc}); this dataset needs network") from None
+
+    def convert(split: str) -> list[dict]:
+        out = []
+        for row in ds[split]:
+            prompt, chosen = _split_hh(row["chosen"])
+            _, rejected = _split_hh(row["rejected"])
+            out.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
+        return out
+
+    return convert("train"), convert("test")
+
+
+def load_preferences(cfg: TextDataConfig) -> PreferenceData:
+    """Load and validate preference data; pairs carry prompt/chosen/rejected (TRL's explicit-prompt format)."""
+    if cfg.path is not None:
+        card = _card_for(cfg.card, cfg.name)
+        rows = card.validate_rows(read_jsonl(cfg.path), "pairs" if "pairs" in card.configs() else None, source=cfg.path)
+        train = [r for r in rows if r.get("split", "train") == "train"]
+        test = [r for r in rows if r.get("split") == "test"]
+        if not test:
+            raise DataError(f"{cfg.path}: no row has split 'test'; held-out pairs are needed for evaluation")
+        data = PreferenceData(cfg.name, card, str(cfg.path), train, test)
+    elif cfg.name == "math-answers":
+        from rewardlab.data.math_answers import MathAnswersConfig, build
+
+        card = find_card("math-answers")
+        try:
+            builder_cfg = MathAnswersConfig(**cfg.builder)
+        except TypeError as exc:
+            raise DataError(f"data.builder: {exc}") from None
+        built = build(builder_cfg, regenerate=cfg.regenerate)
+        samples = card.validate_rows(built["samples"], "samples", source="math-answers samples")
+        pairs = card.validate_rows(built["pairs"], "pairs", source="math-answers pairs")
+        data = PreferenceData(
+            "math-answers",
+            card,
+            f"rewardlab builder math-answers (key {builder_cfg.key()})",
+            [p for p in pairs if p["split"] == "train"],
+            [p for p in pairs if p["split"] == "test"],
+            test_samples=[s for s in samples if s["split"] == "test"],
+            train_samples=[s for s in samples if s["split"] == "train"],
+        )
+    elif cfg.name in HUB_PREFERENCES:
+        card = find_card(cfg.name)
+        train, test = _load_hub_preferences(cfg.name)
+        data = PreferenceData(cfg.name, card, f"hf://datasets/{cfg.name}", card.validate_rows(train), card.validate_rows(test))
+    else:
+        raise DataError(
+            f"data.name: unknown dataset '{cfg.name}'; expected a builder ({', '.join(BUILDERS[:1])}), "
+            f"a hub dataset ({', '.join(HUB_PREFERENCES)}), or a JSONL file given as data.path"
+        )
+    if cfg.max_train_pairs is not None:
+        data.train_pairs = data.train_pairs[: cfg.max_train_pairs]
+    if cfg.max_eval_pairs is not None:
+        data.test_pairs = data.test_pairs[: cfg.max_eval_pairs]
+    if not data.train_pairs:
+        raise DataError(f"{data.source}: no training pairs")
+    return data
+
+
+class TransitionDataConfig(BaseModel):
+    """Transitions with a reward target, for regression rewards."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "pendulum-random"
+    builder: dict[str, Any] = {}
+
+
+@dataclass
+class TransitionData:
+    name: str
+    card: Card
+    source: str
+    train: list[dict]
+    test: list[dict]
+
+
+def load_transitions(cfg: TransitionDataConfig) -> TransitionData:
+    if cfg.name != "pendulum-random":
+        raise DataError(f"data.name: unknown transition dataset '{cfg.name}'; expected: pendulum-random")
+    from rewardlab.data.transitions import PendulumRandomConfig, build
+
+    card = find_card(cfg.name)
+    try:
+        bcfg = PendulumRandomConfig(**cfg.builder)
+    except TypeError as exc:
+        raise DataError(f"data.builder: {exc}") from None
+    rows = card.validate_rows(build(bcfg), source="pendulum-random")
+    return TransitionData(
+        cfg.name,
+        card,
+        f"rewardlab builder pendulum-random (seed {bcfg.seed})",
+        [r for r in rows if r["split"] == "train"],
+        [r for r in rows if r["split"] == "test"],
+    )

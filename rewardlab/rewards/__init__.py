@@ -1,0 +1,61 @@
+"""The shared reward interface: protocols, ``load(uri)``, and the inference-side reward classes.
+
+Consumers (serving, RLHF, imitation) import this package and never a learner.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rewardlab.rewards.base import Chat, RewardInputError, TextReward, TransitionReward
+from rewardlab.rewards.registry import REWARD_JSON, class_for, kinds, read_reward_json, register, write_reward_json
+from rewardlab.rewards.text import ScalarTextReward
+from rewardlab.rewards.transition import MLPTransitionReward
+
+__all__ = [
+    "Chat",
+    "MLPTransitionReward",
+    "REWARD_JSON",
+    "RewardInputError",
+    "ScalarTextReward",
+    "TextReward",
+    "TransitionReward",
+    "kinds",
+    "load",
+    "register",
+    "write_reward_json",
+]
+
+MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
+
+
+def find_reward_folder(root: Path) -> Path:
+    """The folder holding ``reward.json``: ``root`` itself, or the one place below it (an MLflow download)."""
+    if (root / REWARD_JSON).exists():
+        return root
+    found = sorted(p.parent for p in root.rglob(REWARD_JSON))
+    if len(found) != 1:
+        raise FileNotFoundError(f"{root}: expected one {REWARD_JSON} in this folder or below it, found {len(found)}")
+    return found[0]
+
+
+def load(uri: str | Path, **kwargs):
+    """Return the Reward stored at ``uri``.
+
+    ``uri`` is a trainer's output folder, or an MLflow URI: ``models:/name@alias``, ``models:/name/version``
+    or ``runs:/<run_id>/model``. ``kwargs`` go to the class (for example ``device`` or ``batch_size``).
+    """
+    text = str(uri)
+    if text.startswith(("http://", "https://")):
+        raise ValueError(f"{text}: loading a reward from a running server is not supported yet (see the serving issue)")
+    if text.startswith(MLFLOW_SCHEMES):
+        from rewardlab import tracking
+
+        folder = find_reward_folder(tracking.download(text))
+    else:
+        folder = Path(text)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{text}: not a folder and not an MLflow URI (models:/..., runs:/...)")
+        folder = find_reward_folder(folder)
+    meta = read_reward_json(folder)
+    return class_for(meta["kind"]).from_folder(folder, **kwargs)

@@ -1,0 +1,70 @@
+"""The shared reward interface: two protocols, the Chat type, and the errors a caller can cause."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, Union, runtime_checkable
+
+import numpy as np
+
+Message = dict[str, str]
+Chat = Union[str, list[Message]]
+"""A plain string, or a list of ``{"role", "content"}`` messages: the two forms TRL datasets use."""
+
+
+class RewardInputError(ValueError):
+    """Input a caller got wrong (mismatched lengths, a malformed chat, NaN in transitions)."""
+
+
+@runtime_checkable
+class TextReward(Protocol):
+    """Scores responses to prompts. Higher is better."""
+
+    def score(
+        self, prompts: Sequence[Chat], responses: Sequence[Chat], references: Sequence[Chat] | None = None
+    ) -> list[float]: ...
+
+
+@runtime_checkable
+class TransitionReward(Protocol):
+    """Scores environment transitions, batched like gymnasium vector envs (first axis is the batch)."""
+
+    def score(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, dones: np.ndarray) -> np.ndarray: ...
+
+
+def chat_to_messages(chat: Chat, role: str, field: str = "chat") -> list[Message]:
+    """Normalise a Chat to a message list; a bare string becomes one message with ``role``."""
+    if isinstance(chat, str):
+        return [{"role": role, "content": chat}]
+    if isinstance(chat, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in chat):
+        return [{"role": str(m["role"]), "content": str(m["content"])} for m in chat]
+    raise RewardInputError(f"{field}: expected a string or a list of {{role, content}} messages, found {type(chat).__name__}")
+
+
+def check_text_batch(prompts: Sequence[Chat], responses: Sequence[Chat], references: Sequence[Chat] | None) -> None:
+    """Raise a RewardInputError that names the field when a text batch is malformed."""
+    if len(prompts) != len(responses):
+        raise RewardInputError(f"prompts and responses differ in length: {len(prompts)} prompts, {len(responses)} responses")
+    if references is not None and len(references) != len(responses):
+        raise RewardInputError(f"references and responses differ in length: {len(references)} references, {len(responses)} responses")
+
+
+def check_transition_batch(obs, actions, next_obs, dones) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Coerce to float arrays with a shared batch axis, rejecting NaN/inf; errors name the field."""
+    arrays = {}
+    for name, value in (("obs", obs), ("actions", actions), ("next_obs", next_obs), ("dones", dones)):
+        try:
+            arr = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise RewardInputError(f"{name}: expected a numeric array ({exc})") from None
+        if arr.ndim == 0:
+            raise RewardInputError(f"{name}: expected a batch (first axis), found a scalar")
+        if not np.all(np.isfinite(arr)):
+            raise RewardInputError(f"{name}: contains NaN or inf")
+        arrays[name] = arr
+    sizes = {k: v.shape[0] for k, v in arrays.items()}
+    if len(set(sizes.values())) != 1:
+        raise RewardInputError(f"batch sizes differ: {sizes}")
+    if arrays["obs"].shape != arrays["next_obs"].shape:
+        raise RewardInputError(f"obs and next_obs shapes differ: {arrays['obs'].shape} vs {arrays['next_obs'].shape}")
+    return arrays["obs"], arrays["actions"], arrays["next_obs"], arrays["dones"]

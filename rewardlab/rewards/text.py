@@ -1,0 +1,99 @@
+"""The scalar text reward: a sequence-classification head on a transformers backbone, read back from a folder.
+
+Training and inference share ``encode`` so that a response is tokenized, templated and truncated the same way
+in both places: a reward model scored on text rendered differently from its training data is a different model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rewardlab.rewards.base import Chat, check_text_batch, chat_to_messages
+from rewardlab.rewards.registry import register, write_reward_json
+
+
+def render(tokenizer, prompt: Chat, response: Chat) -> str:
+    """The text the model reads: the chat template when the tokenizer has one, else prompt and response on two lines."""
+    if getattr(tokenizer, "chat_template", None):
+        messages = chat_to_messages(prompt, "user", "prompt") + chat_to_messages(response, "assistant", "response")
+        return tokenizer.apply_chat_template(messages, tokenize=False)
+    prompt_text = "\n".join(m["content"] for m in chat_to_messages(prompt, "user", "prompt"))
+    response_text = "\n".join(m["content"] for m in chat_to_messages(response, "assistant", "response"))
+    return f"{prompt_text}\n{response_text}"
+
+
+def encode(tokenizer, prompt: Chat, response: Chat, max_length: int) -> tuple[list[int], bool]:
+    """Token ids for one (prompt, response), cut from the left to ``max_length``; also whether it was cut.
+
+    Cutting from the left keeps the end of the response, where the reward is read.
+    """
+    ids = tokenizer(render(tokenizer, prompt, response), add_special_tokens=not getattr(tokenizer, "chat_template", None))["input_ids"]
+    if tokenizer.eos_token_id is not None and not getattr(tokenizer, "chat_template", None) and ids[-1:] != [tokenizer.eos_token_id]:
+        ids = ids + [tokenizer.eos_token_id]
+    if len(ids) > max_length:
+        return ids[-max_length:], True
+    return ids, False
+
+
+@register("scalar_text")
+class ScalarTextReward:
+    """A Bradley-Terry style reward model: one scalar per (prompt, response). Ignores references."""
+
+    def __init__(self, model, tokenizer, max_length: int = 512, batch_size: int = 16, device: str | None = None):
+        import torch
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.last_truncated: list[bool] = []
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, **kwargs: Any) -> ScalarTextReward:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from rewardlab.rewards.registry import read_reward_json
+
+        meta = read_reward_json(folder)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=1)
+        kwargs.setdefault("max_length", meta.get("max_length", 512))
+        return cls(model, tokenizer, **kwargs)
+
+    @staticmethod
+    def save(model, tokenizer, folder: str | Path, max_length: int, **meta: Any) -> Path:
+        """Write weights, tokenizer and ``reward.json``: everything ``from_folder`` needs, nothing pickled."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+        write_reward_json(folder, "scalar_text", max_length=max_length, **meta)
+        return folder
+
+    def score(self, prompts: Sequence[Chat], responses: Sequence[Chat], references: Sequence[Chat] | None = None) -> list[float]:
+        """One float per response; longest-first batches so padding is small. ``last_truncated`` says what was cut."""
+        import torch
+
+        check_text_batch(prompts, responses, references)
+        encoded = [encode(self.tokenizer, p, r, self.max_length) for p, r in zip(prompts, responses)]
+        self.last_truncated = [cut for _, cut in encoded]
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))
+        out = [0.0] * len(encoded)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                width = max(len(encoded[i][0]) for i in idx)
+                ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for row, i in enumerate(idx):
+                    seq = encoded[i][0]
+                    ids[row, : len(seq)] = torch.tensor(seq)
+                    mask[row, : len(seq)] = 1
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits[:, 0]
+                for row, i in enumerate(idx):
+                    out[i] = float(logits[row])
+        return out

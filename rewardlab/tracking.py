@@ -1,0 +1,239 @@
+"""Experiment tracking: the only module that imports mlflow.
+
+Every run is an MLflow run. The store defaults to local SQLite (``sqlite:///mlflow.db``, as MLflow 3 does);
+``MLFLOW_TRACKING_URI`` or a recipe's ``tracking.uri`` points elsewhere. A run that raises is ended FAILED with
+the traceback logged as ``error.txt``; whatever it logged before stays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+DEFAULT_EXPERIMENT = "rewardlab"
+
+
+class TrackingConfig(BaseModel):
+    """Where runs go. ``uri`` None means ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the cwd."""
+
+    model_config = ConfigDict(extra="forbid")
+    uri: str | None = None
+    experiment: str = DEFAULT_EXPERIMENT
+    register_model: bool = True  # register the trained reward under the recipe's name
+
+
+def resolve_uri(uri: str | None = None) -> str:
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+def _mlflow():
+    import mlflow
+
+    return mlflow
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``, for MLflow params."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+class Run:
+    """A thin handle on the active MLflow run; learners log through this and never through mlflow."""
+
+    def __init__(self, run_id: str, uri: str):
+        self.run_id = run_id
+        self.uri = uri
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        flat = {k: (json.dumps(v) if isinstance(v, (list, tuple, dict)) else v) for k, v in flatten(params).items()}
+        existing = _mlflow().get_run(self.run_id).data.params
+        # MLflow refuses to change a param; on resume, only new keys are logged.
+        fresh = {k: str(v)[:6000] for k, v in flat.items() if k not in existing}
+        if fresh:
+            _mlflow().log_params(fresh)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        clean = {k.replace("@", "_at_"): float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v}
+        if clean:
+            _mlflow().log_metrics(clean, step=step)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        _mlflow().set_tags({k: str(v) for k, v in tags.items()})
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        _mlflow().log_text(text, artifact_file)
+
+    def log_dict(self, data: dict, artifact_file: str) -> None:
+        _mlflow().log_dict(data, artifact_file)
+
+    def log_figure(self, figure, artifact_file: str) -> None:
+        _mlflow().log_figure(figure, artifact_file)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        _mlflow().log_artifact(str(path), artifact_path)
+
+    def log_dataset(self, rows: list[dict], name: str, card_path: str | Path | None, context: str, source: str) -> None:
+        """Log rows as an MLflow dataset input (with schema and digest), and the dataset card as an artifact."""
+        import pandas as pd
+
+        mlflow = _mlflow()
+        frame = pd.DataFrame(rows)
+        for col in frame.columns:  # nested chats are stored as JSON text so the schema stays flat
+            if frame[col].map(lambda v: isinstance(v, (list, dict))).any():
+                frame[col] = frame[col].map(json.dumps)
+        dataset = mlflow.data.from_pandas(frame, source=source, name=name)
+        mlflow.log_input(dataset, context=context)
+        if card_path is not None:
+            mlflow.log_artifact(str(card_path), "data_cards")
+
+    def log_reward_model(self, folder: str | Path, registered_name: str | None) -> str | None:
+        """Log a reward folder as an MLflow pyfunc (models-from-code: nothing pickled) and register it.
+
+        Returns ``models:/name/version`` when registered, else the ``runs:/`` URI.
+        """
+        mlflow = _mlflow()
+        with tempfile.TemporaryDirectory() as tmp:
+            script = Path(tmp) / "rewardlab_pyfunc.py"
+            script.write_text(PYFUNC_SCRIPT)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(script),
+                artifacts={"reward": str(folder)},
+                registered_model_name=registered_name,
+                pip_requirements=["rewardlab"],
+            )
+        if registered_name and getattr(info, "registered_model_version", None):
+            return f"models:/{registered_name}/{info.registered_model_version}"
+        return f"runs:/{self.run_id}/model"
+
+    def trainer_callback(self):
+        """A transformers TrainerCallback that forwards Trainer logs to this run, keyed by global step."""
+        from transformers import TrainerCallback
+
+        run = self
+
+        class _ToMlflow(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                if state.is_world_process_zero and logs:
+                    run.log_metrics(logs, step=state.global_step)
+
+        return _ToMlflow()
+
+
+# Written next to the logged model; MLflow runs it at load time (models-from-code), so nothing is pickled.
+PYFUNC_SCRIPT = '''"""rewardlab reward as an MLflow pyfunc. Input: a DataFrame with prompt/response[/reference] columns
+for text rewards, or obs/actions/next_obs/dones columns (one transition per row) for transition rewards."""
+import mlflow
+import numpy as np
+
+
+class RewardlabPyfunc(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        from rewardlab import rewards
+
+        self.reward = rewards.load(context.artifacts["reward"])
+
+    def predict(self, context, model_input, params=None):
+        frame = model_input
+        if "prompt" in frame.columns:
+            refs = frame["reference"].tolist() if "reference" in frame.columns else None
+            return self.reward.score(frame["prompt"].tolist(), frame["response"].tolist(), refs)
+        stack = lambda col: np.stack([np.asarray(v, dtype=np.float32) for v in frame[col]])
+        return self.reward.score(stack("obs"), stack("actions"), stack("next_obs"), frame["dones"].to_numpy()).tolist()
+
+
+mlflow.models.set_model(RewardlabPyfunc())
+'''
+
+
+@contextmanager
+def start_run(
+    cfg: TrackingConfig, run_name: str, resume_run_id: str | None = None, tags: Mapping[str, Any] | None = None
+) -> Iterator[Run]:
+    """Open (or reopen, for ``--resume``) an MLflow run; end it FAILED with the error logged if the body raises."""
+    mlflow = _mlflow()
+    uri = resolve_uri(cfg.uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(cfg.experiment)
+    if resume_run_id:
+        active = mlflow.start_run(run_id=resume_run_id)
+    else:
+        active = mlflow.start_run(run_name=run_name, tags=dict(tags or {}))
+    run = Run(active.info.run_id, uri)
+    try:
+        yield run
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        try:
+            mlflow.log_text("".join(traceback.format_exception(exc)), "error.txt")
+            mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+        finally:
+            mlflow.end_run(status=status)
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+
+
+def run_status(run_id: str, uri: str | None = None) -> str:
+    mlflow = _mlflow()
+    mlflow.set_tracking_uri(resolve_uri(uri))
+    return mlflow.get_run(run_id).info.status
+
+
+def get_run_data(run_id: str, uri: str | None = None):
+    """The MLflow run (for tests and ``rewardlab eval``): ``.info``, ``.data.params``, ``.data.metrics``."""
+    mlflow = _mlflow()
+    mlflow.set_tracking_uri(resolve_uri(uri))
+    return mlflow.get_run(run_id)
+
+
+def metric_history(run_id: str, key: str, uri: str | None = None) -> list[tuple[int, float]]:
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient(tracking_uri=resolve_uri(uri))
+    return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+
+
+def dataset_inputs(run_id: str, uri: str | None = None) -> list[str]:
+    run = get_run_data(run_id, uri)
+    return [d.dataset.name for d in run.inputs.dataset_inputs]
+
+
+def list_artifacts(run_id: str, path: str | None = None, uri: str | None = None) -> list[str]:
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient(tracking_uri=resolve_uri(uri))
+    return [a.path for a in client.list_artifacts(run_id, path)]
+
+
+def download(uri: str, tracking_uri: str | None = None) -> Path:
+    """Download an MLflow model or artifact URI to a local folder (cached by MLflow per call)."""
+    mlflow = _mlflow()
+    mlflow.set_tracking_uri(resolve_uri(tracking_uri))
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except mlflow.exceptions.MlflowException as exc:
+        raise FileNotFoundError(f"{uri}: {exc.message}") from None
+
+
+def ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -> int:
+    """Start the MLflow UI on the same store (blocking)."""
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", resolve_uri(uri), "--host", host, "--port", str(port)]
+    print(f"MLflow UI on http://{host}:{port} (store: {resolve_uri(uri)}); Ctrl-C to stop", flush=True)
+    return subprocess.call(cmd)

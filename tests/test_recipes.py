@@ -1,0 +1,79 @@
+"""Recipe errors: each names the file, the key and what was expected, before any work; the CLI shows no traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from rewardlab import cli, recipes
+from rewardlab.recipes import RecipeError
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_bundled_quickstart_validates_with_defaults():
+    config, text, path = recipes.load("quickstart")
+    assert config.learner == "bradley_terry"
+    assert config.model.backbone == "embedded:smollm2-135m-instruct"
+    assert path.name == "quickstart.yaml" and "learner: bradley_terry" in text
+
+
+def test_unknown_key_names_file_key_and_the_allowed_keys(tmp_path):
+    path = write(tmp_path, "learner: bradley_terry\nname: x\ntrain:\n  learning_rat: 0.1\n")
+    with pytest.raises(RecipeError) as err:
+        recipes.load(path)
+    msg = str(err.value)
+    assert str(path) in msg and "train.learning_rat" in msg and "unknown key" in msg
+    assert "learning_rate" in msg  # the expected keys are listed
+
+
+def test_wrong_type_names_key_expected_and_found(tmp_path):
+    path = write(tmp_path, "learner: bradley_terry\nname: x\ntrain:\n  batch_size: lots\n")
+    with pytest.raises(RecipeError) as err:
+        recipes.load(path)
+    msg = str(err.value)
+    assert "train.batch_size" in msg and "integer" in msg and "'lots'" in msg
+
+
+def test_missing_data_file_fails_before_work(tmp_path):
+    path = write(tmp_path, "learner: bradley_terry\nname: x\ndata:\n  path: nowhere.jsonl\n")
+    with pytest.raises(RecipeError) as err:
+        recipes.load(path)
+    assert "data.path" in str(err.value) and "nowhere.jsonl" in str(err.value)
+
+
+def test_unknown_learner_and_missing_recipe_file(tmp_path):
+    with pytest.raises(RecipeError, match="key 'learner': expected one of bradley_terry"):
+        recipes.load(write(tmp_path, "learner: magic\nname: x\n"))
+    with pytest.raises(RecipeError, match="recipe file not found"):
+        recipes.load(tmp_path / "absent.yaml")
+
+
+def test_set_overrides_are_typed_and_checked():
+    config, text, _ = recipes.load("quickstart", ["train.max_steps=7", "model.freeze_layers=3", "data.max_train_pairs=16"])
+    assert (config.train.max_steps, config.model.freeze_layers, config.data.max_train_pairs) == (7, 3, 16)
+    assert "# overrides: train.max_steps=7" in text
+    with pytest.raises(RecipeError, match="expected key.path=value"):
+        recipes.load("quickstart", ["train.max_steps"])
+    with pytest.raises(RecipeError, match="train.nope"):
+        recipes.load("quickstart", ["train.nope=1"])
+
+
+def test_cli_prints_the_message_and_no_traceback(tmp_path, capsys):
+    path = write(tmp_path, "learner: bradley_terry\nname: x\nmodel:\n  max_length: 2\n")
+    rc = cli.main(["train", str(path)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "model.max_length" in err and "greater than 8" in err
+    assert "Traceback" not in err
+
+
+def test_recipes_list_shows_every_bundled_recipe(capsys):
+    assert cli.main(["recipes", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in recipes.names():
+        assert name in out
+    assert "bradley_terry" in out and "transition_regression" in out
