@@ -13,7 +13,7 @@ EPILOG = """examples:
   rewardlab train quickstart --resume          # continue the interrupted run, same MLflow run
   rewardlab eval models:/quickstart-bt/1 --data math-answers
   rewardlab recipes list
-  rewardlab data validate data_cards/math-answers.md my_pairs.jsonl
+  rewardlab data validate --card math-answers --file my_pairs.jsonl --config pairs
   rewardlab ui                                 # MLflow UI on sqlite:///mlflow.db, 127.0.0.1:5000
 """
 

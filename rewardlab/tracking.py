@@ -222,6 +222,11 @@ def list_artifacts(run_id: str, path: str | None = None, uri: str | None = None)
     return [a.path for a in client.list_artifacts(run_id, path)]
 
 
+def set_alias(name: str, alias: str, version: str | int, uri: str | None = None) -> None:
+    """Point ``models:/name@alias`` at a version (for example ``champion``), as the MLflow UI does."""
+    _mlflow().MlflowClient(tracking_uri=resolve_uri(uri)).set_registered_model_alias(name, alias, str(version))
+
+
 def download(uri: str, tracking_uri: str | None = None) -> Path:
     """Download an MLflow model or artifact URI to a local folder (cached by MLflow per call)."""
     mlflow = _mlflow()

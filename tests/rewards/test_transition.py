@@ -26,11 +26,16 @@ def test_loads_back_from_folder_and_mlflow_with_equal_scores(trained):
     from_folder = rewards.load(f"{trained['output_dir']}/reward")
     from_registry = rewards.load(trained["model_uri"])
     from_run = rewards.load(f"runs:/{trained['run_id']}/model")
+    tracking.set_alias("pendulum-reward", "champion", 1)
+    from_alias = rewards.load("models:/pendulum-reward@champion")
     assert isinstance(from_registry, rewards.TransitionReward)
     expected = from_folder.score(obs, act, nxt, np.zeros(16))
     assert expected.shape == (16,) and np.std(expected) > 0
     np.testing.assert_array_equal(from_registry.score(obs, act, nxt, np.zeros(16)), expected)
     np.testing.assert_array_equal(from_run.score(obs, act, nxt, np.zeros(16)), expected)
+    np.testing.assert_array_equal(from_alias.score(obs, act, nxt, np.zeros(16)), expected)
+    with pytest.raises(FileNotFoundError, match="models:/pendulum-reward/9"):
+        rewards.load("models:/pendulum-reward/9")
     # reward: higher near upright and still (theta=0) than hanging down (theta=pi)
     upright = from_folder.score(np.array([[1.0, 0.0, 0.0]]), np.zeros((1, 1)), np.zeros((1, 3)), np.zeros(1))
     down = from_folder.score(np.array([[-1.0, 0.0, 0.0]]), np.zeros((1, 1)), np.zeros((1, 3)), np.zeros(1))

@@ -1,0 +1,139 @@
+"""Bradley-Terry on TRL: real steps lower the loss; the reward loads back (folder, runs:/, models:/) with equal
+scores; the MLflow run holds everything; a crashed run is FAILED and --resume finishes it in the same run."""
+
+from __future__ import annotations
+
+import pytest
+from transformers import TrainerCallback
+
+from rewardlab import recipes, rewards, tracking
+from rewardlab.learners import bradley_terry
+from rewardlab.learners.base import ResumeError
+
+# MiniLM is the fast embedded backbone; the SmolLM2 path is covered by test_smollm2_backbone below.
+SMALL = [
+    "model.backbone=embedded:minilm-l6",
+    "model.max_length=64",
+    "data.max_train_pairs=32",
+    "data.max_eval_pairs=24",
+    "train.batch_size=8",
+    "train.learning_rate=1.0e-4",
+    "train.warmup_ratio=0",
+    "train.logging_steps=1",
+    "train.eval_batch_size=16",
+    "name=bt-test",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(module_workdir):
+    config, text, _ = recipes.load("quickstart", [*SMALL, "train.epochs=4", "model.freeze_layers=0"])
+    result = bradley_terry.run(config, recipe_text=text)
+    # held-out samples, for score comparisons below (the eval capped pairs only)
+    result["samples"] = [s for s in __import__("rewardlab.data", fromlist=["x"]).load_preferences(config.data).test_samples[:12]]
+    return result
+
+
+def test_training_steps_lower_the_loss(trained):
+    losses = [h["loss"] for h in trained["log_history"] if "loss" in h]
+    assert len(losses) == 16  # 32 pairs / batch 8 x 4 epochs, logged every step
+    first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
+    assert last < first - 0.1, (first, last)
+    train_acc = [h["accuracy"] for h in trained["log_history"] if "accuracy" in h]
+    assert sum(train_acc[-4:]) / 4 > 0.75  # the train pairs are being ranked right
+
+
+def test_eval_reports_length_baselines(trained):
+    m = trained["metrics"]
+    for key in ("pair_accuracy", "length_longer_pair_accuracy", "length_shorter_pair_accuracy", "auroc", "length_longer_auroc"):
+        assert 0.0 <= m[key] <= 1.0
+    assert m["margin_over_length"] == pytest.approx(m["pair_accuracy"] - max(m["length_longer_pair_accuracy"], m["length_shorter_pair_accuracy"]))
+
+
+def test_reward_loads_back_with_equal_scores(trained):
+    prompts = [s["prompt"] for s in trained["samples"]]
+    responses = [s["response"] for s in trained["samples"]]
+    local = rewards.load(f"{trained['output_dir']}/reward")
+    assert isinstance(local, rewards.TextReward) and isinstance(local, rewards.ScalarTextReward)
+    expected = local.score(prompts, responses)
+    assert len(set(round(x, 4) for x in expected)) > 1  # not a constant
+    assert trained["model_uri"] == "models:/bt-test/1"
+    assert rewards.load("models:/bt-test/1").score(prompts, responses) == expected
+    assert rewards.load(f"runs:/{trained['run_id']}/model").score(prompts, responses) == expected
+    # chats as message lists score the same as the strings they hold
+    as_messages = [[{"role": "assistant", "content": r}] for r in responses]
+    assert local.score([[{"role": "user", "content": p}] for p in prompts], as_messages) == expected
+
+
+def test_mlflow_pyfunc_predicts_the_same_scores(trained):
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(tracking.resolve_uri())
+    frame = pd.DataFrame({"prompt": [s["prompt"] for s in trained["samples"]], "response": [s["response"] for s in trained["samples"]]})
+    pyfunc = mlflow.pyfunc.load_model("models:/bt-test/1")
+    expected = rewards.load(f"{trained['output_dir']}/reward").score(frame["prompt"].tolist(), frame["response"].tolist())
+    assert list(pyfunc.predict(frame)) == pytest.approx(expected, abs=1e-6)
+
+
+def test_mlflow_run_holds_params_metrics_plots_dataset_and_recipe(trained):
+    run = tracking.get_run_data(trained["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.backbone"] == "embedded:minilm-l6"
+    assert run.data.params["train.learning_rate"] == "0.0001"
+    assert "eval/pair_accuracy" in run.data.metrics and "eval/length_longer_pair_accuracy" in run.data.metrics
+    assert len(tracking.metric_history(trained["run_id"], "loss")) == 16
+    plots = tracking.list_artifacts(trained["run_id"], "plots")
+    assert {"plots/roc_curve.png", "plots/reward_histogram.png", "plots/learning_curves.png"} <= set(plots)
+    top = tracking.list_artifacts(trained["run_id"])
+    assert "recipe.yaml" in top and "data_cards" in top
+    assert {"math-answers-train-pairs", "math-answers-test-pairs", "math-answers-test-samples"} <= set(tracking.dataset_inputs(trained["run_id"]))
+
+
+class CrashAt(TrainerCallback):
+    """Simulates a crash (power cut, OOM kill) after a given optimizer step."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise RuntimeError(f"simulated crash at step {self.step}")
+
+
+def test_crash_is_logged_failed_and_resume_continues_the_same_run(workdir):
+    overrides = [*SMALL, "name=bt-resume", "train.max_steps=6", "train.save_steps=2", "model.freeze_layers=4"]
+    config, text, _ = recipes.load("quickstart", overrides)
+    with pytest.raises(ResumeError, match="run.json does not exist"):
+        bradley_terry.run(config, resume=True)
+    with pytest.raises(RuntimeError, match="simulated crash at step 5"):
+        bradley_terry.run(config, recipe_text=text, callbacks=[CrashAt(5)])
+    run_id = __import__("json").loads((config.out() / "run.json").read_text())["run_id"]
+    crashed = tracking.get_run_data(run_id)
+    assert crashed.info.status == "FAILED"
+    assert "simulated crash" in crashed.data.tags["error"]
+    assert "error.txt" in tracking.list_artifacts(run_id)
+    assert [s for s, _ in tracking.metric_history(run_id, "loss")] == [1, 2, 3, 4]  # logged before the crash: kept
+
+    resumed = bradley_terry.run(config, recipe_text=text, resume=True)
+    assert resumed["run_id"] == run_id
+    assert resumed["global_step"] == 6
+    steps = [s for s, _ in tracking.metric_history(run_id, "loss")]
+    assert steps[-2:] == [5, 6] and steps.count(3) == 1  # continued from checkpoint-4: steps 1-2 not redone
+    assert tracking.get_run_data(run_id).info.status == "FINISHED"
+
+
+def test_smollm2_backbone_trains_and_scores(workdir):
+    """The default backbone: the GGUF is converted once, a scalar head trains on it, and the loss falls."""
+    overrides = [
+        "name=bt-smollm2", "data.max_train_pairs=8", "data.max_eval_pairs=8", "train.epochs=4", "train.batch_size=4",
+        "train.learning_rate=1.0e-4", "train.warmup_ratio=0", "train.logging_steps=1", "model.freeze_layers=24",
+        "model.max_length=96", "tracking.register_model=false",
+    ]
+    config, text, _ = recipes.load("quickstart", overrides)
+    result = bradley_terry.run(config, recipe_text=text)
+    losses = [h["loss"] for h in result["log_history"] if "loss" in h]
+    assert len(losses) == 8 and sum(losses[-2:]) / 2 < sum(losses[:2]) / 2
+    reward = rewards.load(f"{result['output_dir']}/reward")
+    assert reward.model.config.model_type == "llama"
+    assert result["model_uri"] == f"runs:/{result['run_id']}/model"
