@@ -42,13 +42,14 @@ def cmd_eval(args) -> int:
     from rewardlab.data import TextDataConfig, load_preferences
     from rewardlab.rewards.evaluate import evaluate_text_reward, format_report
 
-    data = load_preferences(TextDataConfig(name=args.data, path=args.data_path, card=args.card, max_eval_pairs=args.max_pairs))
+    data = load_preferences(
+        TextDataConfig(name=args.data, path=args.data_path, card=args.card, max_eval_pairs=args.max_pairs, max_eval_samples=args.max_pairs)
+    )
     reward = rewards.load(args.model)
     if not isinstance(reward, rewards.TextReward):
         print(f"{args.model}: eval supports text rewards; this is a {type(reward).__name__}", file=sys.stderr)
         return 2
-    samples = data.test_samples[: args.max_pairs] if args.max_pairs else data.test_samples
-    result = evaluate_text_reward(reward, data.test_pairs, samples)
+    result = evaluate_text_reward(reward, data.test_pairs, data.test_samples)
     print(format_report(result.metrics))
     if args.json:
         Path(args.json).write_text(json.dumps(result.metrics, indent=2))

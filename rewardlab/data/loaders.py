@@ -26,6 +26,7 @@ class TextDataConfig(BaseModel):
     regenerate: bool = False  # ignore shipped/cached rows and sample again (slow)
     max_train_pairs: int | None = None  # cap, for quick runs; None keeps all
     max_eval_pairs: int | None = None
+    max_eval_samples: int | None = None  # cap on labelled held-out samples scored for AUROC
 
 
 @dataclass
@@ -128,6 +129,8 @@ def load_preferences(cfg: TextDataConfig) -> PreferenceData:
         data.train_pairs = data.train_pairs[: cfg.max_train_pairs]
     if cfg.max_eval_pairs is not None:
         data.test_pairs = data.test_pairs[: cfg.max_eval_pairs]
+    if cfg.max_eval_samples is not None:
+        data.test_samples = data.test_samples[: cfg.max_eval_samples]
     if not data.train_pairs:
         raise DataError(f"{data.source}: no training pairs")
     return data

@@ -3,10 +3,13 @@ scores; the MLflow run holds everything; a crashed run is FAILED and --resume fi
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from transformers import TrainerCallback
 
 from rewardlab import recipes, rewards, tracking
+from rewardlab.data import load_preferences
 from rewardlab.learners import bradley_terry
 from rewardlab.learners.base import ResumeError
 
@@ -16,6 +19,7 @@ SMALL = [
     "model.max_length=64",
     "data.max_train_pairs=32",
     "data.max_eval_pairs=24",
+    "data.max_eval_samples=48",
     "train.batch_size=8",
     "train.learning_rate=1.0e-4",
     "train.warmup_ratio=0",
@@ -30,7 +34,7 @@ def trained(module_workdir):
     config, text, _ = recipes.load("quickstart", [*SMALL, "train.epochs=4", "model.freeze_layers=0"])
     result = bradley_terry.run(config, recipe_text=text)
     # held-out samples, for score comparisons below (the eval capped pairs only)
-    result["samples"] = [s for s in __import__("rewardlab.data", fromlist=["x"]).load_preferences(config.data).test_samples[:12]]
+    result["samples"] = load_preferences(config.data).test_samples[:12]
     return result
 
 
@@ -108,7 +112,7 @@ def test_crash_is_logged_failed_and_resume_continues_the_same_run(workdir):
         bradley_terry.run(config, resume=True)
     with pytest.raises(RuntimeError, match="simulated crash at step 5"):
         bradley_terry.run(config, recipe_text=text, callbacks=[CrashAt(5)])
-    run_id = __import__("json").loads((config.out() / "run.json").read_text())["run_id"]
+    run_id = json.loads((config.out() / "run.json").read_text())["run_id"]
     crashed = tracking.get_run_data(run_id)
     assert crashed.info.status == "FAILED"
     assert "simulated crash" in crashed.data.tags["error"]
@@ -126,7 +130,7 @@ def test_crash_is_logged_failed_and_resume_continues_the_same_run(workdir):
 def test_smollm2_backbone_trains_and_scores(workdir):
     """The default backbone: the GGUF is converted once, a scalar head trains on it, and the loss falls."""
     overrides = [
-        "name=bt-smollm2", "data.max_train_pairs=8", "data.max_eval_pairs=8", "train.epochs=4", "train.batch_size=4",
+        "name=bt-smollm2", "data.max_train_pairs=8", "data.max_eval_pairs=8", "data.max_eval_samples=8", "train.epochs=4", "train.batch_size=4",
         "train.learning_rate=1.0e-4", "train.warmup_ratio=0", "train.logging_steps=1", "model.freeze_layers=24",
         "model.max_length=96", "tracking.register_model=false",
     ]
@@ -137,3 +141,14 @@ def test_smollm2_backbone_trains_and_scores(workdir):
     reward = rewards.load(f"{result['output_dir']}/reward")
     assert reward.model.config.model_type == "llama"
     assert result["model_uri"] == f"runs:/{result['run_id']}/model"
+
+
+def test_cli_eval_prints_reward_next_to_length_baselines(trained, capsys, tmp_path):
+    from rewardlab import cli
+
+    out_json = tmp_path / "eval.json"
+    assert cli.main(["eval", "models:/bt-test/1", "--max-pairs", "12", "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "pairwise accuracy" in out and "AUROC vs correctness" in out and "longer" in out and "shorter" in out
+    metrics = json.loads(out_json.read_text())
+    assert metrics["n_pairs"] == 12 and 0 <= metrics["pair_accuracy"] <= 1
