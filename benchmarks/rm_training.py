@@ -38,7 +38,7 @@ def worker(variant: str, pairs: int, eval_pairs: int, batch_size: int, max_lengt
     config, _, _ = recipes.load(
         "quickstart",
         [f"data.max_train_pairs={pairs}", f"data.max_eval_pairs={eval_pairs}", "model.freeze_layers=0", "train.epochs=1",
-         f"train.batch_size={batch_size}", f"model.max_length={max_length}", "train.save_steps=100000", "train.logging_steps=1000"],
+         f"train.batch_size={batch_size}", f"model.max_length={max_length}", "train.save_steps=100000", "train.logging_steps=1000", "model.template=chat"],
     )
     data = load_preferences(config.data)
     tokenizer = backbones.load_tokenizer(config.model.backbone)
@@ -46,7 +46,7 @@ def worker(variant: str, pairs: int, eval_pairs: int, batch_size: int, max_lengt
     config.output_dir = Path(out)
     if variant == "rewardlab":
         trainer = bradley_terry.make_trainer(config, data, tokenizer)
-        test = bradley_terry.tokenize_pairs(data.test_pairs, tokenizer, max_length)
+        test = bradley_terry.tokenize_pairs(data.test_pairs, tokenizer, max_length, "chat")
     else:
         from transformers import AutoModelForSequenceClassification
         from trl import RewardConfig, RewardTrainer

@@ -164,11 +164,36 @@ mlflow.models.set_model(RewardlabPyfunc())
 '''
 
 
+def is_main_process() -> bool:
+    """Under torchrun/accelerate only rank 0 talks to MLflow; the other ranks train and stay silent."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+class NullRun(Run):
+    """What non-zero ranks get: the same methods, doing nothing."""
+
+    def __init__(self):
+        super().__init__(run_id="", uri=resolve_uri())
+
+    def __getattribute__(self, name):
+        if name.startswith("log_") or name == "set_tags":
+            return lambda *args, **kwargs: None
+        return super().__getattribute__(name)
+
+    def trainer_callback(self):
+        from transformers import TrainerCallback
+
+        return TrainerCallback()
+
+
 @contextmanager
 def start_run(
     cfg: TrackingConfig, run_name: str, resume_run_id: str | None = None, tags: Mapping[str, Any] | None = None
 ) -> Iterator[Run]:
     """Open (or reopen, for ``--resume``) an MLflow run; end it FAILED with the error logged if the body raises."""
+    if not is_main_process():
+        yield NullRun()
+        return
     mlflow = _mlflow()
     uri = resolve_uri(cfg.uri)
     mlflow.set_tracking_uri(uri)

@@ -31,6 +31,7 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     backbone: str = backbones.SMOLLM2  # embedded:smollm2-135m-instruct, embedded:minilm-l6, a hub id or a path
     max_length: int = Field(256, gt=8)  # tokens per (prompt, response); longer inputs are cut from the left
+    template: Literal["chat", "plain"] = "chat"  # chat: the tokenizer's chat template; plain: "prompt\nresponse", fewer tokens
     freeze_layers: int = Field(0, ge=0)  # freeze embeddings + the first N blocks: faster, less memory, less capacity
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     attn_implementation: str | None = None  # e.g. "flash_attention_2" with the [gpu] extra; None lets transformers pick
@@ -64,14 +65,14 @@ class Config(RecipeBase):
     train: TrainConfig = TrainConfig()
 
 
-def tokenize_pairs(pairs: list[dict], tokenizer, max_length: int):
+def tokenize_pairs(pairs: list[dict], tokenizer, max_length: int, template: str = "chat"):
     """A datasets.Dataset of chosen_ids/rejected_ids (TRL's pre-tokenized format) plus a length column."""
     from datasets import Dataset
 
     chosen, rejected, length = [], [], []
     for p in pairs:
-        c, _ = encode(tokenizer, p["prompt"], p["chosen"], max_length)
-        r, _ = encode(tokenizer, p["prompt"], p["rejected"], max_length)
+        c, _ = encode(tokenizer, p["prompt"], p["chosen"], max_length, template)
+        r, _ = encode(tokenizer, p["prompt"], p["rejected"], max_length, template)
         chosen.append(c)
         rejected.append(r)
         length.append(max(len(c), len(r)))
@@ -121,7 +122,7 @@ def make_trainer(cfg: Config, data: PreferenceData, tokenizer, callbacks=()):
     return _Trainer(
         model=model,
         args=args,
-        train_dataset=tokenize_pairs(data.train_pairs, tokenizer, cfg.model.max_length),
+        train_dataset=tokenize_pairs(data.train_pairs, tokenizer, cfg.model.max_length, cfg.model.template),
         processing_class=tokenizer,
         callbacks=list(callbacks),
     )
@@ -143,7 +144,8 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
     data = load_preferences(cfg.data)
     tokenizer = backbones.load_tokenizer(cfg.model.backbone)
     with tracking.start_run(cfg.tracking, cfg.name, resume_run_id=resume_id, tags={"learner": cfg.learner}) as run:
-        save_run_state(out, run.run_id, run.uri)
+        if tracking.is_main_process():
+            save_run_state(out, run.run_id, run.uri)
         run.log_params(cfg.model_dump(mode="json"))
         if not resume:
             if recipe_text:
@@ -154,10 +156,11 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
                 run.log_dataset(data.test_samples, f"{data.name}-test-samples", None, "evaluation", data.source)
         trainer = make_trainer(cfg, data, tokenizer, callbacks=[run.trainer_callback(), *callbacks])
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        folder = ScalarTextReward.save(
-            trainer.model, tokenizer, out / "reward", cfg.model.max_length, backbone=cfg.model.backbone, recipe=cfg.name
-        )
-        reward = ScalarTextReward(trainer.model, tokenizer, cfg.model.max_length, batch_size=cfg.train.eval_batch_size)
+        if not tracking.is_main_process():  # other DDP ranks are done: rank 0 saves, evaluates and logs
+            return {"run_id": None, "global_step": trainer.state.global_step}
+        m = cfg.model
+        folder = ScalarTextReward.save(trainer.model, tokenizer, out / "reward", m.max_length, m.template, backbone=m.backbone, recipe=cfg.name)
+        reward = ScalarTextReward(trainer.model, tokenizer, m.max_length, batch_size=cfg.train.eval_batch_size, template=m.template)
         result = evaluate_text_reward(reward, data.test_pairs, data.test_samples)
         step = trainer.state.global_step
         run.log_metrics({f"eval/{k}": v for k, v in result.metrics.items()}, step=step)

@@ -44,12 +44,23 @@ class TextEval:
     sample_lengths: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
+def score_all(reward: TextReward, prompts: list, responses: list, references: list | None, desc: str, chunk: int = 64) -> np.ndarray:
+    """``reward.score`` over many items in chunks, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    out: list[float] = []
+    for start in tqdm(range(0, len(prompts), chunk), desc=desc, unit="chunk", leave=False):
+        end = start + chunk
+        out += reward.score(prompts[start:end], responses[start:end], None if references is None else references[start:end])
+    return np.asarray(out, dtype=float)
+
+
 def evaluate_text_reward(reward: TextReward, pairs: list[dict], samples: list[dict] | None = None) -> TextEval:
     """Pairwise accuracy on ``pairs``; AUROC of reward against ``correct`` on ``samples``; length baselines on both."""
     prompts = [p["prompt"] for p in pairs]
     refs = [p["reference"] for p in pairs] if pairs and "reference" in pairs[0] else None
-    chosen = np.asarray(reward.score(prompts, [p["chosen"] for p in pairs], refs), dtype=float)
-    rejected = np.asarray(reward.score(prompts, [p["rejected"] for p in pairs], refs), dtype=float)
+    chosen = score_all(reward, prompts, [p["chosen"] for p in pairs], refs, "eval: chosen")
+    rejected = score_all(reward, prompts, [p["rejected"] for p in pairs], refs, "eval: rejected")
     len_c = np.asarray([_chat_len(p["chosen"]) for p in pairs], dtype=float)
     len_r = np.asarray([_chat_len(p["rejected"]) for p in pairs], dtype=float)
     metrics = {
@@ -65,7 +76,7 @@ def evaluate_text_reward(reward: TextReward, pairs: list[dict], samples: list[di
     if samples:
         labels = np.asarray([bool(s["correct"]) for s in samples], dtype=int)
         refs = [s["reference"] for s in samples] if "reference" in samples[0] else None
-        scores = np.asarray(reward.score([s["prompt"] for s in samples], [s["response"] for s in samples], refs), dtype=float)
+        scores = score_all(reward, [s["prompt"] for s in samples], [s["response"] for s in samples], refs, "eval: samples")
         lengths = np.asarray([_chat_len(s["response"]) for s in samples], dtype=float)
         metrics["auroc"] = auroc(labels, scores)
         metrics["length_longer_auroc"] = auroc(labels, lengths)

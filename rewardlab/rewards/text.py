@@ -14,9 +14,18 @@ from rewardlab.rewards.base import Chat, check_text_batch, chat_to_messages
 from rewardlab.rewards.registry import register, write_reward_json
 
 
-def render(tokenizer, prompt: Chat, response: Chat) -> str:
-    """The text the model reads: the chat template when the tokenizer has one, else prompt and response on two lines."""
-    if getattr(tokenizer, "chat_template", None):
+def _use_chat_template(tokenizer, template: str) -> bool:
+    return template == "chat" and bool(getattr(tokenizer, "chat_template", None))
+
+
+def render(tokenizer, prompt: Chat, response: Chat, template: str = "chat") -> str:
+    """The text the model reads.
+
+    ``template="chat"`` uses the tokenizer's chat template when it has one (faithful to how a chat model was
+    sampled, but it may add a long default system prompt); ``"plain"`` is prompt and response on two lines,
+    about half the tokens on short answers.
+    """
+    if _use_chat_template(tokenizer, template):
         messages = chat_to_messages(prompt, "user", "prompt") + chat_to_messages(response, "assistant", "response")
         return tokenizer.apply_chat_template(messages, tokenize=False)
     prompt_text = "\n".join(m["content"] for m in chat_to_messages(prompt, "user", "prompt"))
@@ -24,13 +33,15 @@ def render(tokenizer, prompt: Chat, response: Chat) -> str:
     return f"{prompt_text}\n{response_text}"
 
 
-def encode(tokenizer, prompt: Chat, response: Chat, max_length: int) -> tuple[list[int], bool]:
+def encode(tokenizer, prompt: Chat, response: Chat, max_length: int, template: str = "chat") -> tuple[list[int], bool]:
     """Token ids for one (prompt, response), cut from the left to ``max_length``; also whether it was cut.
 
-    Cutting from the left keeps the end of the response, where the reward is read.
+    Cutting from the left keeps the end of the response, where the reward is read. Without a chat template the
+    text ends with the EOS token (SEP for encoders), as TRL's RewardTrainer does.
     """
-    ids = tokenizer(render(tokenizer, prompt, response), add_special_tokens=not getattr(tokenizer, "chat_template", None))["input_ids"]
-    if tokenizer.eos_token_id is not None and not getattr(tokenizer, "chat_template", None) and ids[-1:] != [tokenizer.eos_token_id]:
+    chat = _use_chat_template(tokenizer, template)
+    ids = tokenizer(render(tokenizer, prompt, response, template), add_special_tokens=not chat)["input_ids"]
+    if tokenizer.eos_token_id is not None and not chat and ids[-1:] != [tokenizer.eos_token_id]:
         ids = ids + [tokenizer.eos_token_id]
     if len(ids) > max_length:
         return ids[-max_length:], True
@@ -41,13 +52,16 @@ def encode(tokenizer, prompt: Chat, response: Chat, max_length: int) -> tuple[li
 class ScalarTextReward:
     """A Bradley-Terry style reward model: one scalar per (prompt, response). Ignores references."""
 
-    def __init__(self, model, tokenizer, max_length: int = 512, batch_size: int = 16, device: str | None = None):
+    def __init__(
+        self, model, tokenizer, max_length: int = 512, batch_size: int = 16, device: str | None = None, template: str = "chat"
+    ):
         import torch
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.template = template
         self.batch_size = batch_size
         self.last_truncated: list[bool] = []
 
@@ -61,16 +75,17 @@ class ScalarTextReward:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=1)
         kwargs.setdefault("max_length", meta.get("max_length", 512))
+        kwargs.setdefault("template", meta.get("template", "chat"))
         return cls(model, tokenizer, **kwargs)
 
     @staticmethod
-    def save(model, tokenizer, folder: str | Path, max_length: int, **meta: Any) -> Path:
+    def save(model, tokenizer, folder: str | Path, max_length: int, template: str = "chat", **meta: Any) -> Path:
         """Write weights, tokenizer and ``reward.json``: everything ``from_folder`` needs, nothing pickled."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
-        write_reward_json(folder, "scalar_text", max_length=max_length, **meta)
+        write_reward_json(folder, "scalar_text", max_length=max_length, template=template, **meta)
         return folder
 
     def score(self, prompts: Sequence[Chat], responses: Sequence[Chat], references: Sequence[Chat] | None = None) -> list[float]:
@@ -78,7 +93,7 @@ class ScalarTextReward:
         import torch
 
         check_text_batch(prompts, responses, references)
-        encoded = [encode(self.tokenizer, p, r, self.max_length) for p, r in zip(prompts, responses)]
+        encoded = [encode(self.tokenizer, p, r, self.max_length, self.template) for p, r in zip(prompts, responses)]
         self.last_truncated = [cut for _, cut in encoded]
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))
         out = [0.0] * len(encoded)

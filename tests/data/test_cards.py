@@ -78,3 +78,14 @@ def test_shipped_rows_are_valid_split_by_question_and_pairs_are_correct_vs_incor
     for p in built["pairs"]:
         assert by_text[(p["qid"], p["chosen"])] is True and by_text[(p["qid"], p["rejected"])] is False
     assert make_pairs(samples, 4, 0) == built["pairs"]
+
+
+def test_builder_regenerates_the_shipped_rows_from_the_seed():
+    """The first batch of questions, sampled again, gives the shipped answers word for word (same library versions)."""
+    from rewardlab.data.math_answers import generate_samples
+
+    default = MathAnswersConfig()
+    fresh = generate_samples(MathAnswersConfig(n_questions=default.batch_questions))
+    shipped = build(default)["samples"][: len(fresh)]
+    key = ("qid", "prompt", "response", "answer", "stated", "correct")
+    assert [tuple(r[k] for k in key) for r in fresh] == [tuple(r[k] for k in key) for r in shipped]
