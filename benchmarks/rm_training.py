@@ -7,7 +7,7 @@ accuracy (TRL's own ``evaluate`` for both), and the throughput ratios. Writes be
 Variants:
   rewardlab        rewardlab.learners.bradley_terry.make_trainer (pre-tokenized, length-grouped, no checkpointing)
   trl-defaults     what a TRL user writes: RewardTrainer on prompt/chosen/rejected messages, RewardConfig defaults
-                   (gradient checkpointing on, bf16 on)
+                   (gradient checkpointing on; bf16 off, since its default refuses to start on a CPU)
   trl-matched      the same, with gradient checkpointing and bf16 off, as rewardlab runs on CPU
 
 Run:  python benchmarks/rm_training.py [--pairs 96] [--eval-pairs 96]      (~15 minutes on 2 CPU cores)
@@ -48,7 +48,7 @@ def worker(variant: str, pairs: int, eval_pairs: int, batch_size: int, max_lengt
         trainer = bradley_terry.make_trainer(config, data, tokenizer)
         test = bradley_terry.tokenize_pairs(data.test_pairs, tokenizer, max_length, "chat")
     else:
-        from transformers import AutoModelForSequenceClassification
+        from transformers import AutoModelForSequenceClassification, set_seed
         from trl import RewardConfig, RewardTrainer
 
         def as_messages(rows):
@@ -56,9 +56,11 @@ def worker(variant: str, pairs: int, eval_pairs: int, batch_size: int, max_lengt
                 {"prompt": [{"role": "user", "content": r["prompt"]}], "chosen": [{"role": "assistant", "content": r["chosen"]}],
                  "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows])
 
-        extra = {} if variant == "trl-defaults" else {"gradient_checkpointing": False, "bf16": False}
+        # On a CPU, RewardConfig's bf16=True default refuses to start, so "defaults" means bf16 off and the rest default.
+        extra = {"bf16": False} if variant == "trl-defaults" else {"gradient_checkpointing": False, "bf16": False}
         args = RewardConfig(output_dir=out, per_device_train_batch_size=batch_size, num_train_epochs=1, max_length=max_length,
                             report_to="none", save_strategy="no", logging_steps=1000, seed=0, **extra)
+        set_seed(0)  # same head initialisation as rewardlab's run
         model = AutoModelForSequenceClassification.from_pretrained(backbones.resolve(config.model.backbone), num_labels=1)
         trainer = RewardTrainer(model=model, args=args, train_dataset=as_messages(data.train_pairs), processing_class=tokenizer)
         test = as_messages(data.test_pairs)

@@ -85,7 +85,11 @@ class Run:
         _mlflow().log_dict(data, artifact_file)
 
     def log_figure(self, figure, artifact_file: str) -> None:
+        """Log a matplotlib figure as an image, then close it (figures are not freed otherwise)."""
+        import matplotlib.pyplot as plt
+
         _mlflow().log_figure(figure, artifact_file)
+        plt.close(figure)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         _mlflow().log_artifact(str(path), artifact_path)
@@ -123,6 +127,10 @@ class Run:
         if registered_name and getattr(info, "registered_model_version", None):
             return f"models:/{registered_name}/{info.registered_model_version}"
         return f"runs:/{self.run_id}/model"
+
+    def summary(self, folder: str | Path, model_uri: str | None) -> str:
+        """The closing lines of a training command: where the run, the reward and the registered model are."""
+        return f"MLflow run: {self.run_id}  (store: {self.uri}; browse with `rewardlab ui`)\nreward: {folder}  registered: {model_uri}"
 
     def trainer_callback(self):
         """A transformers TrainerCallback that forwards Trainer logs to this run, keyed by global step."""

@@ -81,6 +81,7 @@ def tokenize_pairs(pairs: list[dict], tokenizer, max_length: int, template: str 
 
 def make_trainer(cfg: Config, data: PreferenceData, tokenizer, callbacks=()):
     """A TRL RewardTrainer configured from the recipe, on pre-tokenized pairs."""
+    from transformers import set_seed
     from trl import RewardConfig, RewardTrainer
 
     from rewardlab.models.scalar_head import build_scalar_rm
@@ -91,6 +92,7 @@ def make_trainer(cfg: Config, data: PreferenceData, tokenizer, callbacks=()):
             if self._signature_columns is None:
                 self._signature_columns = ["chosen_ids", "rejected_ids", "margin", "length"]
 
+    set_seed(cfg.seed)  # the new head is initialised here, before Trainer seeds anything
     model = build_scalar_rm(cfg.model.backbone, tokenizer, cfg.model.freeze_layers, cfg.model.dtype, cfg.model.attn_implementation)
     t = cfg.train
     args = RewardConfig(
@@ -170,9 +172,7 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
         run.set_tags({"model_uri": model_uri})
         (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, "model_uri": model_uri, **result.metrics}, indent=2))
     print(format_report(result.metrics))
-    print(f"MLflow run: {run.run_id}  (store: {run.uri})\nreward: {folder}  registered: {model_uri}", flush=True)
+    print(run.summary(folder, model_uri), flush=True)
     return {"run_id": run.run_id, "model_uri": model_uri, "output_dir": str(out), "metrics": result.metrics,
             "log_history": trainer.state.log_history, "global_step": step}
 
-
-__all__ = ["Config", "run"]

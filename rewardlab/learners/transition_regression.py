@@ -98,7 +98,7 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
         model_uri = run.log_reward_model(folder, cfg.name if cfg.tracking.register_model else None)
         (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, "model_uri": model_uri, **metrics}, indent=2))
     print(f"held-out R^2 {metrics['r2']:.3f}  MSE {metrics['mse']:.4f}")
-    print(f"MLflow run: {run.run_id}  (store: {run.uri})\nreward: {folder}  registered: {model_uri}", flush=True)
+    print(run.summary(folder, model_uri), flush=True)
     return {"run_id": run.run_id, "model_uri": model_uri, "output_dir": str(out), "metrics": metrics, "losses": losses}
 
 
