@@ -89,7 +89,8 @@ def cmd_data(args) -> int:
     if args.name == "math-answers":
         from rewardlab.data import math_answers
 
-        built = math_answers.build(math_answers.MathAnswersConfig(**dict(_kv(args.option))), regenerate=args.regenerate)
+        settings = loaders.builder_config(math_answers.MathAnswersConfig, dict(_kv(args.option)), "--option")
+        built = math_answers.build(settings, regenerate=args.regenerate)
         card = cards.find_card("math-answers")
         card.validate_rows(built["samples"], "samples")
         card.validate_rows(built["pairs"], "pairs")
@@ -106,7 +107,7 @@ def cmd_data(args) -> int:
     if args.name == "pendulum-random":
         from rewardlab.data import transitions
 
-        rows = transitions.build(transitions.PendulumRandomConfig(**dict(_kv(args.option))))
+        rows = transitions.build(loaders.builder_config(transitions.PendulumRandomConfig, dict(_kv(args.option)), "--option"))
         cards.find_card("pendulum-random").validate_rows(rows)
         print(f"pendulum-random: {len(rows)} transitions")
         return 0

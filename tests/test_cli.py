@@ -47,6 +47,9 @@ def test_ui_serves_the_mlflow_store_on_localhost(workdir):
 def test_data_build_pendulum_prints_row_count(capsys):
     assert cli.main(["data", "build", "pendulum-random", "--option", "episodes=2", "--option", "test_episodes=1"]) == 0
     assert "pendulum-random: 600 transitions" in capsys.readouterr().out
+    assert cli.main(["data", "build", "pendulum-random", "--option", "episode=2"]) == 2
+    err = capsys.readouterr().err
+    assert "--option" in err and "'episode'" in err and "episodes, test_episodes, seed" in err and "Traceback" not in err
 
 
 def test_hub_dataset_without_network_fails_with_a_clear_message(monkeypatch):

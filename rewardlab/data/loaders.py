@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, FilePath
 
 from rewardlab.data.cards import Card, DataError, find_card, parse_card
 
-BUILDERS = ("math-answers", "pendulum-random")
+PREFERENCE_BUILDERS = ("math-answers",)
 HUB_PREFERENCES = ("Anthropic/hh-rlhf",)
 
 
@@ -43,9 +43,19 @@ class PreferenceData:
 
 
 def _card_for(cfg_card: str | None, name: str) -> Card:
-    if cfg_card and (cfg_card.endswith(".md") or "/" in cfg_card and Path(cfg_card).exists()):
+    """A card given as a path, else looked up by name in data_cards/."""
+    if cfg_card and Path(cfg_card).is_file():
         return parse_card(cfg_card)
     return find_card(cfg_card or name)
+
+
+def builder_config(cls: type, options: dict[str, Any], where: str = "data.builder"):
+    """Build a builder's settings dataclass, turning an unknown or mistyped setting into a DataError."""
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        fields = ", ".join(cls.__dataclass_fields__)
+        raise DataError(f"{where}: {exc}; the settings are: {fields}") from None
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -100,10 +110,7 @@ def load_preferences(cfg: TextDataConfig) -> PreferenceData:
         from rewardlab.data.math_answers import MathAnswersConfig, build
 
         card = find_card("math-answers")
-        try:
-            builder_cfg = MathAnswersConfig(**cfg.builder)
-        except TypeError as exc:
-            raise DataError(f"data.builder: {exc}") from None
+        builder_cfg = builder_config(MathAnswersConfig, cfg.builder)
         built = build(builder_cfg, regenerate=cfg.regenerate)
         samples = card.validate_rows(built["samples"], "samples", source="math-answers samples")
         pairs = card.validate_rows(built["pairs"], "pairs", source="math-answers pairs")
@@ -122,7 +129,7 @@ def load_preferences(cfg: TextDataConfig) -> PreferenceData:
         data = PreferenceData(cfg.name, card, f"hf://datasets/{cfg.name}", card.validate_rows(train), card.validate_rows(test))
     else:
         raise DataError(
-            f"data.name: unknown dataset '{cfg.name}'; expected a builder ({', '.join(BUILDERS[:1])}), "
+            f"data.name: unknown dataset '{cfg.name}'; expected a builder ({', '.join(PREFERENCE_BUILDERS)}), "
             f"a hub dataset ({', '.join(HUB_PREFERENCES)}), or a JSONL file given as data.path"
         )
     if cfg.max_train_pairs is not None:
@@ -159,10 +166,7 @@ def load_transitions(cfg: TransitionDataConfig) -> TransitionData:
     from rewardlab.data.transitions import PendulumRandomConfig, build
 
     card = find_card(cfg.name)
-    try:
-        bcfg = PendulumRandomConfig(**cfg.builder)
-    except TypeError as exc:
-        raise DataError(f"data.builder: {exc}") from None
+    bcfg = builder_config(PendulumRandomConfig, cfg.builder)
     rows = card.validate_rows(build(bcfg), source="pendulum-random")
     return TransitionData(
         cfg.name,
