@@ -81,6 +81,7 @@ def tokenize_pairs(pairs: list[dict], tokenizer, max_length: int, template: str 
 
 def make_trainer(cfg: Config, data: PreferenceData, tokenizer, callbacks=()):
     """A TRL RewardTrainer configured from the recipe, on pre-tokenized pairs."""
+    import torch
     from transformers import set_seed
     from trl import RewardConfig, RewardTrainer
 
@@ -96,6 +97,8 @@ def make_trainer(cfg: Config, data: PreferenceData, tokenizer, callbacks=()):
     model = build_scalar_rm(cfg.model.backbone, tokenizer, cfg.model.freeze_layers, cfg.model.dtype, cfg.model.attn_implementation)
     t = cfg.train
     args = RewardConfig(
+        # Without use_cpu, a CPU-only torchrun launch trains one full copy per process instead of DDP (gloo).
+        use_cpu=not torch.cuda.is_available(),
         output_dir=str(cfg.out() / "checkpoints"),
         num_train_epochs=t.epochs,
         max_steps=t.max_steps,
