@@ -8,6 +8,7 @@ length baseline).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,23 +45,35 @@ class TextEval:
     sample_lengths: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
-def score_all(reward: TextReward, prompts: list, responses: list, references: list | None, desc: str, chunk: int = 64) -> np.ndarray:
-    """``reward.score`` over many items in chunks, with a progress bar."""
+def score_unique(reward: TextReward, items: list[tuple], chunk: int = 64) -> np.ndarray:
+    """Score (prompt, response, reference) triples, each distinct triple once, in chunks with a progress bar.
+
+    Held-out pairs are usually built from the held-out samples, so most texts would otherwise be scored twice.
+    """
     from tqdm.auto import tqdm
 
-    out: list[float] = []
-    for start in tqdm(range(0, len(prompts), chunk), desc=desc, unit="chunk", leave=False):
-        end = start + chunk
-        out += reward.score(prompts[start:end], responses[start:end], None if references is None else references[start:end])
-    return np.asarray(out, dtype=float)
+    keys = [json.dumps(item, sort_keys=True) for item in items]
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}
+    unique = [items[i] for i in sorted(first.values())]
+    has_refs = any(item[2] is not None for item in unique)
+    scores: list[float] = []
+    for start in tqdm(range(0, len(unique), chunk), desc="eval: scoring", unit="chunk", leave=False):
+        batch = unique[start : start + chunk]
+        refs = [b[2] for b in batch] if has_refs else None
+        scores += reward.score([b[0] for b in batch], [b[1] for b in batch], refs)
+    by_key = {json.dumps(item, sort_keys=True): score for item, score in zip(unique, scores)}
+    return np.asarray([by_key[k] for k in keys], dtype=float)
 
 
 def evaluate_text_reward(reward: TextReward, pairs: list[dict], samples: list[dict] | None = None) -> TextEval:
     """Pairwise accuracy on ``pairs``; AUROC of reward against ``correct`` on ``samples``; length baselines on both."""
-    prompts = [p["prompt"] for p in pairs]
-    refs = [p["reference"] for p in pairs] if pairs and "reference" in pairs[0] else None
-    chosen = score_all(reward, prompts, [p["chosen"] for p in pairs], refs, "eval: chosen")
-    rejected = score_all(reward, prompts, [p["rejected"] for p in pairs], refs, "eval: rejected")
+    samples = samples or []
+    items = [(p["prompt"], p["chosen"], p.get("reference")) for p in pairs]
+    items += [(p["prompt"], p["rejected"], p.get("reference")) for p in pairs]
+    items += [(s["prompt"], s["response"], s.get("reference")) for s in samples]
+    scores = score_unique(reward, items)
+    n = len(pairs)
+    chosen, rejected, sample_scores = scores[:n], scores[n : 2 * n], scores[2 * n :]
     len_c = np.asarray([_chat_len(p["chosen"]) for p in pairs], dtype=float)
     len_r = np.asarray([_chat_len(p["rejected"]) for p in pairs], dtype=float)
     metrics = {
@@ -75,8 +88,7 @@ def evaluate_text_reward(reward: TextReward, pairs: list[dict], samples: list[di
     result = TextEval(metrics, chosen, rejected)
     if samples:
         labels = np.asarray([bool(s["correct"]) for s in samples], dtype=int)
-        refs = [s["reference"] for s in samples] if "reference" in samples[0] else None
-        scores = score_all(reward, [s["prompt"] for s in samples], [s["response"] for s in samples], refs, "eval: samples")
+        scores = sample_scores
         lengths = np.asarray([_chat_len(s["response"]) for s in samples], dtype=float)
         metrics["auroc"] = auroc(labels, scores)
         metrics["length_longer_auroc"] = auroc(labels, lengths)

@@ -48,3 +48,19 @@ def test_a_reward_that_knows_the_answer_beats_length():
     assert set(figs) == {"plots/roc_curve.png", "plots/reward_histogram.png", "plots/learning_curves.png"}
     labels = [line.get_label() for line in figs["plots/roc_curve.png"].axes[0].get_lines()]
     assert any("longer is better" in label for label in labels)
+
+
+class CountingReward(KnowsTheAnswer):
+    def __init__(self):
+        self.seen = []
+
+    def score(self, prompts, responses, references=None):
+        self.seen += list(zip(prompts, responses))
+        return super().score(prompts, responses, references)
+
+
+def test_each_distinct_text_is_scored_once():
+    reward = CountingReward()
+    metrics = evaluate_text_reward(reward, PAIRS, SAMPLES).metrics
+    assert metrics["pair_accuracy"] == 1.0 and metrics["auroc"] == 1.0
+    assert len(reward.seen) == len(set(reward.seen)) == 8  # 4 pairs + 8 samples, all 8 texts shared
