@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import traceback
@@ -271,7 +270,8 @@ def download(uri: str, tracking_uri: str | None = None) -> Path:
 
 
 def ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -> int:
-    """Start the MLflow UI on the same store (blocking)."""
+    """Replace this process with the MLflow UI on the same store (does not return)."""
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", resolve_uri(uri), "--host", host, "--port", str(port)]
     print(f"MLflow UI on http://{host}:{port} (store: {resolve_uri(uri)}); Ctrl-C to stop", flush=True)
-    return subprocess.call(cmd)
+    # Become the MLflow process, so that signals (Ctrl-C, a supervisor's SIGTERM) reach it and its workers directly.
+    os.execv(sys.executable, cmd)

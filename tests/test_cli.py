@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +26,7 @@ def test_ui_serves_the_mlflow_store_on_localhost(workdir):
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "rewardlab.cli", "ui", "--port", str(port), "--tracking-uri", f"sqlite:///{workdir}/mlflow.db"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,  # its own process group, stopped whole below
     )
     try:
         deadline, body = time.time() + 90, None
@@ -40,8 +42,21 @@ def test_ui_serves_the_mlflow_store_on_localhost(workdir):
         ).read().decode()
         assert "Default" in experiments  # it is reading our SQLite store
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """Stop the server and every worker it started (MLflow's UI runs uvicorn and job consumers)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # workers that outlived the parent
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=15)
 
 
 def test_data_build_pendulum_prints_row_count(capsys):
