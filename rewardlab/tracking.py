@@ -80,9 +80,6 @@ class Run:
     def log_text(self, text: str, artifact_file: str) -> None:
         _mlflow().log_text(text, artifact_file)
 
-    def log_dict(self, data: dict, artifact_file: str) -> None:
-        _mlflow().log_dict(data, artifact_file)
-
     def log_figure(self, figure, artifact_file: str) -> None:
         """Log a matplotlib figure as an image, then close it (figures are not freed otherwise)."""
         import matplotlib.pyplot as plt
@@ -222,12 +219,6 @@ def start_run(
         raise
     else:
         mlflow.end_run(status="FINISHED")
-
-
-def run_status(run_id: str, uri: str | None = None) -> str:
-    mlflow = _mlflow()
-    mlflow.set_tracking_uri(resolve_uri(uri))
-    return mlflow.get_run(run_id).info.status
 
 
 def get_run_data(run_id: str, uri: str | None = None):

@@ -40,12 +40,6 @@ class Card:
     def configs(self) -> list[str]:
         return list(self.features)
 
-    def schema(self, config: str | None = None) -> list[dict]:
-        config = config or self.configs()[0]
-        if config not in self.features:
-            raise DataError(f"{self.path}: no config '{config}'; the card declares: {', '.join(self.configs())}")
-        return list(self.features[config].values())
-
     def validate_rows(self, rows: list[dict], config: str | None = None, source: str | Path | None = None) -> list[dict]:
         """Check each row against the schema; return the rows unchanged when all pass."""
         schema = self.features[config or self.configs()[0]]
