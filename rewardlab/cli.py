@@ -98,10 +98,8 @@ def cmd_data(args) -> int:
         print(f"math-answers: {len(built['samples'])} samples ({acc:.1%} correct), {len(built['pairs'])} pairs")
         if args.out:
             out = Path(args.out)
-            out.mkdir(parents=True, exist_ok=True)
             for name, rows in built.items():
-                with (out / f"{name}.jsonl").open("w") as fh:
-                    fh.writelines(json.dumps(r) + "\n" for r in rows)
+                loaders.write_jsonl(out / f"{name}.jsonl", rows)
             print(f"written to {out}/samples.jsonl and {out}/pairs.jsonl")
         return 0
     if args.name == "pendulum-random":

@@ -71,6 +71,16 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return rows
 
 
+def write_jsonl(path: str | Path, rows: list[dict]) -> None:
+    """Write rows as JSON lines atomically: a crash mid-write never leaves a half file where a cache is expected."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    with tmp.open("w") as fh:
+        fh.writelines(json.dumps(row) + "\n" for row in rows)
+    tmp.rename(path)
+
+
 def _split_hh(text: str) -> tuple[str, str]:
     cut = text.rfind("\n\nAssistant:")
     return text[:cut].strip(), text[cut + len("\n\nAssistant:") :].strip()

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rewardlab import backbones
+from rewardlab.data.loaders import read_jsonl, write_jsonl
 
 SHIPPED = Path(__file__).parent / "shipped" / "math_answers_samples.jsonl"
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -143,20 +144,6 @@ def make_pairs(samples: list[dict], max_pairs_per_question: int, seed: int) -> l
     return pairs
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    with path.open() as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    with tmp.open("w") as fh:
-        for row in rows:
-            fh.write(json.dumps(row) + "\n")
-    tmp.rename(path)
-
-
 def samples_path(cfg: MathAnswersConfig) -> Path:
     return backbones.cache_dir() / "datasets" / "math-answers" / f"{cfg.key()}.jsonl"
 
@@ -164,10 +151,10 @@ def samples_path(cfg: MathAnswersConfig) -> Path:
 def build(cfg: MathAnswersConfig = MathAnswersConfig(), regenerate: bool = False) -> dict[str, list[dict]]:
     """Return ``{"samples": [...], "pairs": [...]}``, from the shipped rows, the cache, or a fresh generation."""
     if not regenerate and cfg.key() == MathAnswersConfig().key() and SHIPPED.exists():
-        samples = _read_jsonl(SHIPPED)
+        samples = read_jsonl(SHIPPED)
     elif not regenerate and samples_path(cfg).exists():
-        samples = _read_jsonl(samples_path(cfg))
+        samples = read_jsonl(samples_path(cfg))
     else:
         samples = generate_samples(cfg)
-        _write_jsonl(samples_path(cfg), samples)
+        write_jsonl(samples_path(cfg), samples)
     return {"samples": samples, "pairs": make_pairs(samples, cfg.max_pairs_per_question, cfg.seed)}

@@ -53,15 +53,15 @@ def score_unique(reward: TextReward, items: list[tuple], chunk: int = 64) -> np.
     from tqdm.auto import tqdm
 
     keys = [json.dumps(item, sort_keys=True) for item in items]
-    first = {k: i for i, k in reversed(list(enumerate(keys)))}
-    unique = [items[i] for i in sorted(first.values())]
+    distinct = dict(zip(keys, items))  # one entry per distinct triple, in first-seen order
+    unique = list(distinct.values())
     has_refs = any(item[2] is not None for item in unique)
     scores: list[float] = []
     for start in tqdm(range(0, len(unique), chunk), desc="eval: scoring", unit="chunk", leave=False):
         batch = unique[start : start + chunk]
         refs = [b[2] for b in batch] if has_refs else None
         scores += reward.score([b[0] for b in batch], [b[1] for b in batch], refs)
-    by_key = {json.dumps(item, sort_keys=True): score for item, score in zip(unique, scores)}
+    by_key = dict(zip(distinct, scores))
     return np.asarray([by_key[k] for k in keys], dtype=float)
 
 
@@ -88,14 +88,13 @@ def evaluate_text_reward(reward: TextReward, pairs: list[dict], samples: list[di
     result = TextEval(metrics, chosen, rejected)
     if samples:
         labels = np.asarray([bool(s["correct"]) for s in samples], dtype=int)
-        scores = sample_scores
         lengths = np.asarray([_chat_len(s["response"]) for s in samples], dtype=float)
-        metrics["auroc"] = auroc(labels, scores)
+        metrics["auroc"] = auroc(labels, sample_scores)
         metrics["length_longer_auroc"] = auroc(labels, lengths)
         metrics["length_shorter_auroc"] = auroc(labels, -lengths)
         metrics["n_samples"] = float(len(samples))
         metrics["auroc_margin_over_length"] = metrics["auroc"] - max(metrics["length_longer_auroc"], metrics["length_shorter_auroc"])
-        result.sample_scores, result.sample_labels, result.sample_lengths = scores, labels, lengths
+        result.sample_scores, result.sample_labels, result.sample_lengths = sample_scores, labels, lengths
     return result
 
 
