@@ -14,6 +14,8 @@ EPILOG = """examples:
   rewardlab eval models:/quickstart-bt/1 --data math-answers
   rewardlab recipes list
   rewardlab data validate --card math-answers --file my_pairs.jsonl --config pairs
+  rewardlab serve models:/quickstart-bt@champion --port 8000
+  REWARDLAB_API_KEY=secret rewardlab serve ./outputs/quickstart/reward --host 0.0.0.0
   rewardlab ui                                 # MLflow UI on sqlite:///mlflow.db, 127.0.0.1:5000
 """
 
@@ -46,7 +48,7 @@ def cmd_eval(args) -> int:
         TextDataConfig(name=args.data, path=args.data_path, card=args.card, max_eval_pairs=args.max_pairs, max_eval_samples=args.max_pairs)
     )
     reward = rewards.load(args.model)
-    if not isinstance(reward, rewards.TextReward):
+    if rewards.modality(reward) != "text":
         print(f"{args.model}: eval supports text rewards; this is a {type(reward).__name__}", file=sys.stderr)
         return 2
     result = evaluate_text_reward(reward, data.test_pairs, data.test_samples)
@@ -121,6 +123,22 @@ def _kv(items: list[str]):
         yield key, yaml.safe_load(value)
 
 
+def cmd_serve(args) -> int:
+    import os
+
+    from rewardlab.serve import API_KEY_ENV, ServeSettings, serve
+
+    settings = ServeSettings(
+        max_batch_size=args.max_batch_size,
+        max_wait_ms=args.max_wait_ms,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+    )
+    serve(args.model, host=args.host, port=args.port, settings=settings, device=args.device,
+          access_log=not args.no_access_log, graceful_timeout_s=args.graceful_timeout)
+    return 0
+
+
 def cmd_ui(args) -> int:
     from rewardlab import tracking
 
@@ -130,7 +148,7 @@ def cmd_ui(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rewardlab",
-        description="Reward modeling and preference learning: train from recipes, evaluate, browse runs in MLflow.",
+        description="Reward modeling and preference learning: train from recipes, evaluate, serve rewards over HTTP, browse runs in MLflow.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -171,6 +189,36 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--file", default=None, help="validate: a JSONL file to check against the card")
     d.add_argument("--config", default=None, help="validate: which config of the card (e.g. pairs)")
     d.set_defaults(func=cmd_data)
+
+    s = sub.add_parser(
+        "serve", help="serve a reward over HTTP (FastAPI + uvicorn, micro-batched)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve any reward that `rewards.load` accepts. Concurrent requests are merged into batches.",
+        epilog="""routes:
+  POST /v1/score              {"prompts": [...], "responses": [...], "references": [...]?} -> {"rewards": [...], "truncated": [...]}
+  POST /v1/score_transitions  {"obs": [[...]], "actions": [...], "next_obs": [[...]], "dones": [...]?} -> {"rewards": [...]}
+  POST /v1/explain            same bodies -> {"explanations": [...]}; 404 for rewards that cannot explain
+  POST /get_reward            OpenRLHF: {"query": [...], "prompts": [...], "labels": [...]} -> {"rewards", "scores"}
+  POST /pooling               POLAR's vLLM client: {"input": ["...<|reward|>..."]} -> {"data": [{"data": [[score]]}]}
+  GET  /v1/info, /health, /metrics (Prometheus), /docs (OpenAPI)
+errors are JSON {"error": {"type", "message", "field", "status"}} with a 4xx status for bad input.
+clients:
+  OpenRLHF:  --remote_rm_url http://HOST:PORT/get_reward
+  POLAR:     RewardModelClient(path, server_type="vllm", server_address="HOST:PORT")
+  rewardlab: rewards.load("http://HOST:PORT")  (uses $REWARDLAB_API_KEY)""",
+    )
+    s.add_argument("model", help="a reward folder, models:/name/version, models:/name@alias or runs:/id/model")
+    s.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--api-key", default=None,
+                   help="require 'Authorization: Bearer KEY' on every route but /health (default: $REWARDLAB_API_KEY)")
+    s.add_argument("--max-batch-size", type=int, default=64, help="most items per forward pass (default 64)")
+    s.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests (default 5)")
+    s.add_argument("--max-body-mb", type=float, default=8.0, help="larger request bodies get 413 (default 8)")
+    s.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    s.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds to let in-flight requests finish on shutdown")
+    s.add_argument("--no-access-log", action="store_true", help="do not log one line per request")
+    s.set_defaults(func=cmd_serve)
 
     u = sub.add_parser("ui", help="open the MLflow UI on the same store (127.0.0.1 by default)")
     u.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")

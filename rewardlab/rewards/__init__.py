@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rewardlab.rewards.base import Chat, RewardInputError, TextReward, TransitionReward
+from rewardlab.rewards.base import Chat, RewardInputError, TextReward, TransitionReward, modality
 from rewardlab.rewards.registry import REWARD_JSON, class_for, kinds, read_reward_json, register, write_reward_json
 from rewardlab.rewards.text import ScalarTextReward
 from rewardlab.rewards.transition import MLPTransitionReward
@@ -22,6 +22,7 @@ __all__ = [
     "TransitionReward",
     "kinds",
     "load",
+    "modality",
     "register",
     "write_reward_json",
 ]
@@ -43,11 +44,14 @@ def load(uri: str | Path, **kwargs):
     """Return the Reward stored at ``uri``.
 
     ``uri`` is a trainer's output folder, or an MLflow URI: ``models:/name@alias``, ``models:/name/version``
-    or ``runs:/<run_id>/model``. ``kwargs`` go to the class (for example ``device`` or ``batch_size``).
+    or ``runs:/<run_id>/model``, or a running ``rewardlab serve`` at ``http://host:port`` (kwargs ``api_key``,
+    ``timeout``; the key defaults to ``$REWARDLAB_API_KEY``). Other ``kwargs`` go to the class (``device``, ...).
     """
     text = str(uri)
     if text.startswith(("http://", "https://")):
-        raise ValueError(f"{text}: loading a reward from a running server is not supported yet (see the serving issue)")
+        from rewardlab.rewards.remote import connect
+
+        return connect(text, **kwargs)
     if text.startswith(MLFLOW_SCHEMES):
         from rewardlab import tracking
 

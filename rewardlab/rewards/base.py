@@ -32,6 +32,22 @@ class TransitionReward(Protocol):
     def score(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, dones: np.ndarray) -> np.ndarray: ...
 
 
+def modality(reward) -> str:
+    """``"text"`` or ``"transition"``. Both protocols have a ``score`` method, so ``isinstance`` cannot tell them
+    apart: a reward says so with a ``modality`` attribute, else the name of ``score``'s first argument decides."""
+    declared = getattr(reward, "modality", None)
+    if declared in ("text", "transition"):
+        return declared
+    import inspect
+
+    params = list(inspect.signature(reward.score).parameters)
+    if params[:1] == ["prompts"]:
+        return "text"
+    if params[:1] == ["obs"]:
+        return "transition"
+    raise TypeError(f"{type(reward).__name__}: cannot tell whether it scores text or transitions; set modality = 'text' or 'transition'")
+
+
 def chat_to_messages(chat: Chat, role: str, field: str = "chat") -> list[Message]:
     """Normalise a Chat to a message list; a bare string becomes one message with ``role``."""
     if isinstance(chat, str):

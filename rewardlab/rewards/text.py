@@ -50,7 +50,13 @@ def encode(tokenizer, prompt: Chat, response: Chat, max_length: int, template: s
 
 @register("scalar_text")
 class ScalarTextReward:
-    """A Bradley-Terry style reward model: one scalar per (prompt, response). Ignores references."""
+    """A Bradley-Terry style reward model: one scalar per (prompt, response). Ignores references.
+
+    After each ``score`` call, ``last_truncated[i]`` says whether item i was cut to ``max_length`` (the server
+    reports it to clients).
+    """
+
+    modality = "text"
 
     def __init__(
         self, model, tokenizer, max_length: int = 512, batch_size: int = 16, device: str | None = None, template: str = "chat"

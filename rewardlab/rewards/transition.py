@@ -17,6 +17,8 @@ from rewardlab.rewards.registry import read_reward_json, register, write_reward_
 class MLPTransitionReward:
     """Scores batches of transitions with a small MLP; ``dones`` are accepted and ignored."""
 
+    modality = "transition"
+
     def __init__(self, net: TransitionMLP, device: str = "cpu"):
         self.net = net.to(device).eval()
         self.device = device
@@ -53,6 +55,4 @@ class MLPTransitionReward:
             t = lambda a: torch.as_tensor(a, device=self.device)  # noqa: E731
             out = self.net(t(obs), t(actions.reshape(len(actions), -1)), t(next_obs))
         return out.cpu().numpy().astype(np.float32)
-
-
 

@@ -1,0 +1,395 @@
+"""The FastAPI application: routes over one Reward, micro-batched, with auth, a body limit and Prometheus metrics.
+
+``create_app(reward, settings)`` takes any object that follows the reward interface, so the same app serves a
+folder, an MLflow model, or a reward built in a test. Routes call ``score`` through the micro-batcher; nothing
+here knows which learner trained the reward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from collections.abc import Hashable
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import rewardlab
+from rewardlab.rewards.base import RewardInputError, modality
+from rewardlab.rewards.remote import API_KEY_ENV
+from rewardlab.serve.batching import MicroBatcher
+from rewardlab.serve.schemas import FieldError, GetRewardRequest, PoolingRequest, ScoreRequest, TransitionRequest
+
+__all__ = ["API_KEY_ENV", "ServeSettings", "create_app"]
+disable_created_metrics()  # no *_created samples: they double the output and dashboards rarely use them
+ROUTES = ("/v1/score", "/v1/score_transitions", "/v1/explain", "/get_reward", "/pooling", "/v1/info", "/health", "/metrics")
+
+
+@dataclass
+class ServeSettings:
+    """What ``rewardlab serve`` exposes as flags."""
+
+    max_batch_size: int = 64
+    """Most items (texts or transitions) scored in one forward pass; requests are never split."""
+    max_wait_ms: float = 5.0
+    """How long the first request of a batch waits for others to join it."""
+    max_body_bytes: int = 8 * 1024 * 1024
+    """Larger request bodies get 413 before they are parsed."""
+    api_key: str | None = None
+    """When set, every route except /health needs ``Authorization: Bearer <key>``."""
+    model_uri: str = ""
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None, kind: str = "invalid_request"):
+        super().__init__(message)
+        self.status, self.message, self.field, self.kind = status, message, field, kind
+
+
+def error_body(status: int, message: str, field: str | None = None, kind: str = "invalid_request", errors=None) -> dict:
+    body: dict[str, Any] = {"type": kind, "message": message, "field": field, "status": status}
+    if errors:
+        body["errors"] = errors
+    return {"error": body}
+
+
+def _loc_to_field(loc: tuple) -> str:
+    parts = [p for p in loc if p != "body"]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+_FRIENDLY = {
+    "missing": "required field is missing",
+    "too_short": "must not be empty",
+    "extra_forbidden": "unknown field",
+    "finite_number": "must be a finite number (NaN and inf are rejected)",
+}
+
+
+def _validation_errors(exc: RequestValidationError) -> tuple[int, str, str | None, list[dict]]:
+    errors = []
+    status = 422
+    for err in exc.errors():
+        ctx_error = (err.get("ctx") or {}).get("error")
+        if err.get("type") == "json_invalid":
+            status = 400
+            where = (err.get("ctx") or {}).get("error", "") or err.get("msg")
+            pos = [p for p in err.get("loc", ()) if isinstance(p, int)]
+            at = f" at character {pos[0]}" if pos else ""
+            errors.append({"field": None, "message": f"malformed JSON{at}: {where}"})
+            continue
+        if isinstance(ctx_error, FieldError):
+            errors.append({"field": ctx_error.field, "message": str(ctx_error)})
+            continue
+        field = _loc_to_field(tuple(err.get("loc", ())))
+        if err.get("type") == "model_attributes_type" and not field:
+            message = "the body must be a JSON object (send Content-Type: application/json)"
+        else:
+            message = _FRIENDLY.get(err.get("type", ""), str(err.get("msg", "")).removeprefix("Value error, "))
+        errors.append({"field": field or None, "message": f"{field}: {message}" if field else message})
+    first = errors[0] if errors else {"field": None, "message": "invalid request"}
+    return status, "; ".join(e["message"] for e in errors[:5]), first["field"], errors
+
+
+class Metrics:
+    """Prometheus collectors in their own registry (several apps can live in one process, as in tests)."""
+
+    def __init__(self, batcher_pending, kind: str, uri: str):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("rewardlab_requests", "HTTP requests by route and status code", ["route", "status"], registry=r)
+        self.latency = Histogram(
+            "rewardlab_request_duration_seconds", "Request latency by route", ["route"], registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+        )
+        sizes = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+        self.batch_items = Histogram("rewardlab_batch_items", "Items scored per forward pass", registry=r, buckets=sizes)
+        self.batch_requests = Histogram("rewardlab_batch_requests", "Requests merged per forward pass", registry=r, buckets=sizes)
+        self.items = Counter("rewardlab_items_scored", "Items scored, by route", ["route"], registry=r)
+        self.truncated = Counter("rewardlab_truncated", "Texts cut to the model's maximum length", registry=r)
+        Gauge("rewardlab_queue_pending", "Requests waiting for or in a forward pass", registry=r).set_function(batcher_pending)
+        Gauge("rewardlab_model_info", "The served reward", ["kind", "uri"], registry=r).labels(kind, uri).set(1)
+
+    def on_batch(self, items: int, requests: int) -> None:
+        self.batch_items.observe(items)
+        self.batch_requests.observe(requests)
+
+
+class Guard:
+    """Pure ASGI middleware: request metrics, the bearer-key check, and the body-size limit (413)."""
+
+    def __init__(self, app, settings: ServeSettings, metrics: Metrics):
+        self.app, self.settings, self.metrics = app, settings, metrics
+        self.expected = f"Bearer {settings.api_key}".encode() if settings.api_key else None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        route = path if path in ROUTES else "other"
+        status = [500]
+
+        async def send_and_record(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        start = time.perf_counter()
+        try:
+            headers = dict(scope.get("headers") or [])
+            if self.expected and path != "/health" and not hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
+                got = "no Authorization header" if b"authorization" not in headers else "a wrong key"
+                await _send_json(send_and_record, 401, error_body(
+                    401, f"this server needs 'Authorization: Bearer <key>' (found {got})", "Authorization", "unauthorized"
+                ), extra=[(b"www-authenticate", b"Bearer")])
+                return
+            if scope["method"] in ("POST", "PUT", "PATCH"):
+                limit = self.settings.max_body_bytes
+                declared = headers.get(b"content-length")
+                if declared is not None and declared.isdigit() and int(declared) > limit:
+                    await _send_json(send_and_record, 413, _too_large(int(declared), limit))
+                    return
+                chunks, total = [], 0
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    total += len(chunk)
+                    if total > limit:
+                        await _send_json(send_and_record, 413, _too_large(total, limit))
+                        return
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+                body = b"".join(chunks)
+                replayed = False
+
+                async def replay():
+                    nonlocal replayed
+                    if not replayed:
+                        replayed = True
+                        return {"type": "http.request", "body": body, "more_body": False}
+                    return await receive()
+
+                await self.app(scope, replay, send_and_record)
+            else:
+                await self.app(scope, receive, send_and_record)
+        finally:
+            self.metrics.requests.labels(route, str(status[0])).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - start)
+
+
+def _too_large(size: int, limit: int) -> dict:
+    return error_body(413, f"request body is {size} bytes, over this server's limit of {limit} bytes "
+                      "(split the batch, or start the server with a larger --max-body-mb)", "body", "payload_too_large")
+
+
+async def _send_json(send, status: int, body: dict, extra: list | None = None) -> None:
+    payload = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())] + (extra or [])
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
+    settings = settings or ServeSettings()
+    kind = getattr(reward, "kind", type(reward).__name__)
+    mode = modality(reward)
+    can_explain = callable(getattr(reward, "explain", None))
+
+    def score_text(key: Hashable, payloads: list[tuple]) -> list[tuple[list[float], list[bool]]]:
+        prompts = [p for pl in payloads for p in pl[0]]
+        responses = [r for pl in payloads for r in pl[1]]
+        references = [x for pl in payloads for x in pl[2]] if key else None
+        scores = [float(s) for s in reward.score(prompts, responses, references)]
+        cut = list(getattr(reward, "last_truncated", None) or [])
+        cut = cut if len(cut) == len(scores) else [False] * len(scores)
+        out, i = [], 0
+        for pl in payloads:
+            n = len(pl[0])
+            out.append((scores[i : i + n], cut[i : i + n]))
+            i += n
+        return out
+
+    def score_transitions(key: Hashable, payloads: list[tuple]) -> list[list[float]]:
+        merged = [np.concatenate([pl[k] for pl in payloads]) for k in range(4)]
+        scores = np.asarray(reward.score(*merged), dtype=np.float64).reshape(-1)
+        out, i = [], 0
+        for pl in payloads:
+            n = len(pl[0])
+            out.append(scores[i : i + n].tolist())
+            i += n
+        return out
+
+    batcher = MicroBatcher(score_text if mode == "text" else score_transitions, settings.max_batch_size, settings.max_wait_ms)
+    metrics = Metrics(lambda: batcher.pending, kind, settings.model_uri)
+    batcher.on_batch = metrics.on_batch
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        yield
+        await batcher.stop()  # uvicorn has already let in-flight requests finish
+
+    app = FastAPI(
+        title="rewardlab reward server",
+        version=rewardlab.__version__,
+        description=f"Serves `{settings.model_uri or kind}` ({mode} reward). Errors are JSON: "
+        '`{"error": {"type", "message", "field", "status"}}`.',
+        lifespan=lifespan,
+    )
+    app.state.reward, app.state.settings, app.state.metrics, app.state.batcher = reward, settings, metrics, batcher
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        status, message, field, errors = _validation_errors(exc)
+        return JSONResponse(error_body(status, message, field, errors=errors), status_code=status)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        return JSONResponse(error_body(exc.status, exc.message, exc.field, exc.kind), status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no route {request.method} {request.url.path}; routes: {', '.join(ROUTES)} (docs at /docs)"
+        return JSONResponse(error_body(exc.status_code, message, kind="not_found" if exc.status_code == 404 else "http_error"),
+                            status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):
+        return JSONResponse(error_body(500, f"{type(exc).__name__}: {exc}", kind="internal_error"), status_code=500)
+
+    def need(wanted: str, route: str) -> None:
+        if mode != wanted:
+            other = "/v1/score_transitions" if mode == "transition" else "/v1/score"
+            raise ApiError(404, f"{route} needs a {wanted} reward; this server serves a {mode} reward ({kind}): use {other}",
+                           kind="not_supported")
+
+    async def run_text(route: str, prompts, responses, references) -> tuple[list[float], list[int]]:
+        need("text", route)
+        key = references is not None
+        try:
+            scores, cut = await batcher.submit(key, (prompts, responses, references or []), len(prompts))
+        except RewardInputError as exc:
+            raise ApiError(422, str(exc)) from None
+        truncated = [i for i, c in enumerate(cut) if c]
+        if truncated:
+            metrics.truncated.inc(len(truncated))
+        metrics.items.labels(route).inc(len(scores))
+        return scores, truncated
+
+    @app.get("/health", summary="Liveness: 200 once the model is loaded (no auth)")
+    async def health():
+        return {"status": "ok", "pending": batcher.pending}
+
+    @app.get("/v1/info", summary="What is served: kind, modality, capabilities, limits")
+    async def info():
+        return {
+            "model": settings.model_uri,
+            "kind": kind,
+            "modality": mode,
+            "capabilities": ["score"] + (["explain"] if can_explain else []),
+            "max_length": getattr(reward, "max_length", None),
+            "settings": {k: v for k, v in asdict(settings).items() if k != "api_key"},
+            "rewardlab_version": rewardlab.__version__,
+        }
+
+    @app.post("/v1/score", summary="Score (prompt, response[, reference]) triples")
+    async def score(req: ScoreRequest):
+        """`{"prompts": [...], "responses": [...], "references": [...]?}` -> `{"rewards": [...], "truncated": [i, ...]}`.
+
+        Each chat is a string or a list of `{role, content}` messages. `truncated` lists the items cut to the
+        model's maximum length (from the left, as in training)."""
+        scores, truncated = await run_text("/v1/score", req.prompts, req.responses, req.references)
+        return {"rewards": scores, "truncated": truncated}
+
+    @app.post("/v1/score_transitions", summary="Score environment transitions")
+    async def score_transitions_route(req: TransitionRequest):
+        """`{"obs": [[...]], "actions": [...], "next_obs": [[...]], "dones": [...]?}` -> `{"rewards": [...]}`."""
+        need("transition", "/v1/score_transitions")
+        obs, actions, next_obs, dones = req.arrays()
+        key = (obs.shape[1:], actions.shape[1:])
+        try:
+            rewards = await batcher.submit(key, (obs, actions, next_obs, dones), len(obs))
+        except RewardInputError as exc:
+            raise ApiError(422, str(exc)) from None
+        metrics.items.labels("/v1/score_transitions").inc(len(rewards))
+        return {"rewards": rewards}
+
+    @app.post("/v1/explain", summary="Explanation sentences, for rewards that can explain")
+    async def explain(request: Request):
+        """Same body as `/v1/score_transitions` (or `/v1/score` for a text reward) -> `{"explanations": [...]}`.
+        Rewards without an `explain` capability answer 404."""
+        if not can_explain:
+            raise ApiError(404, f"this reward ({kind}) cannot explain its scores; /v1/explain needs a reward with an "
+                           "explain capability (S2E rewards have one)", kind="not_supported")
+        try:
+            payload = json.loads(await request.body())
+        except ValueError as exc:
+            raise ApiError(400, f"malformed JSON: {exc}") from None
+        model = ScoreRequest if mode == "text" else TransitionRequest
+        try:
+            req = model.model_validate(payload)
+        except Exception as exc:  # pydantic.ValidationError
+            raise RequestValidationError(getattr(exc, "errors", lambda: [])()) from None
+        args = (req.prompts, req.responses, req.references) if mode == "text" else req.arrays()
+        try:
+            texts = await batcher.run_alone(reward.explain, *args)
+        except RewardInputError as exc:
+            raise ApiError(422, str(exc)) from None
+        return {"explanations": [str(t) for t in texts]}
+
+    @app.post("/get_reward", summary="OpenRLHF remote reward API")
+    async def get_reward(req: GetRewardRequest):
+        """`{"query": [prompt+response, ...], "prompts": [...]?, "labels": [...]?}` -> `{"rewards", "scores"}`.
+
+        The prompt prefix is removed from each query to get the response; labels are passed as references."""
+        prompts, responses, references = req.split()
+        scores, truncated = await run_text("/get_reward", prompts, responses, references)
+        return {"rewards": scores, "scores": scores, "truncated": truncated}
+
+    @app.post("/pooling", summary="vLLM-style pooling request, as POLAR's reward client sends it")
+    async def pooling(req: PoolingRequest):
+        """`{"input": ["prompt\\nreference<|reward|>prompt\\ncandidate[UNUSED_TOKEN_130]", ...]}` ->
+        `{"data": [{"index": i, "object": "pooling", "data": [[score]]}]}` (the client reads `data[-1][0]`)."""
+        try:
+            prompts, candidates, references = req.split()
+        except FieldError as exc:
+            raise ApiError(422, str(exc), exc.field) from None
+        scores, truncated = await run_text("/pooling", prompts, candidates, references)
+        return {
+            "object": "list",
+            "model": req.model or settings.model_uri,
+            "data": [{"index": i, "object": "pooling", "data": [[s]]} for i, s in enumerate(scores)],
+            "truncated": truncated,
+        }
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def prometheus():
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(Guard, settings=settings, metrics=metrics)
+    return app

@@ -1,0 +1,145 @@
+"""Micro-batching: concurrent requests share one forward pass.
+
+Each request submits a *job* (its own payload and its item count) under a *key*; jobs with the same key can be
+merged (for text: whether references are present; for transitions: the trailing array shapes). One worker task
+collects jobs until the batch holds ``max_batch_size`` items or ``max_wait_ms`` has passed since the first one,
+then runs the scoring function on a single inference thread, so the event loop keeps accepting requests while
+the model works. A request larger than ``max_batch_size`` runs alone; it is never split.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from rewardlab.rewards.base import RewardInputError
+
+ScoreFn = Callable[[Hashable, list[Any]], list[Any]]
+"""``fn(key, payloads) -> results``: one result per payload, in order. Runs on the inference thread."""
+
+
+@dataclass
+class Job:
+    key: Hashable
+    payload: Any
+    size: int
+    future: asyncio.Future = field(repr=False)
+
+
+class MicroBatcher:
+    def __init__(self, fn: ScoreFn, max_batch_size: int = 64, max_wait_ms: float = 5.0, on_batch: Callable | None = None):
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, found {max_batch_size}")
+        self.fn = fn
+        self.max_batch_size = max_batch_size
+        self.max_wait = max_wait_ms / 1000.0
+        self.on_batch = on_batch or (lambda items, requests: None)
+        self._queue: asyncio.Queue[Job] | None = None
+        self._held: Job | None = None
+        self._worker: asyncio.Task | None = None
+        self._busy = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewardlab-infer")
+
+    @property
+    def pending(self) -> int:
+        return (self._queue.qsize() if self._queue else 0) + (self._held is not None) + self._busy
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._worker = asyncio.get_running_loop().create_task(self._run(), name="rewardlab-batcher")
+
+    async def stop(self) -> None:
+        """Finish every job already submitted, then stop. New submissions after this are refused."""
+        if self._worker is None:
+            return
+        while self.pending:
+            await asyncio.sleep(0.01)
+        self._worker.cancel()
+        try:
+            await self._worker
+        except asyncio.CancelledError:
+            pass
+        self._worker = None
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, key: Hashable, payload: Any, size: int) -> Any:
+        if self._worker is None or self._queue is None:
+            raise RuntimeError("the batcher is not running (server starting up or shutting down)")
+        job = Job(key, payload, size, asyncio.get_running_loop().create_future())
+        await self._queue.put(job)
+        return await job.future
+
+    async def run_alone(self, fn: Callable, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the inference thread, unbatched (for rare calls such as explanations)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _next_batch(self) -> list[Job]:
+        assert self._queue is not None
+        first = self._held or await self._queue.get()
+        self._held = None
+        self._busy = True  # holds jobs from here until they are answered
+        batch, items = [first], first.size
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait
+        while items < self.max_batch_size:
+            try:
+                job = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            if items + job.size > self.max_batch_size:
+                self._held = job  # first of the next batch
+                break
+            batch.append(job)
+            items += job.size
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._next_batch()
+            groups: dict[Hashable, list[Job]] = {}
+            for job in batch:
+                groups.setdefault(job.key, []).append(job)
+            try:
+                for key, jobs in groups.items():
+                    jobs = [j for j in jobs if not j.future.done()]  # a client that went away
+                    if jobs:
+                        await loop.run_in_executor(self._executor, self._score_group, key, jobs, loop)
+            finally:
+                self._busy = False
+
+    def _score_group(self, key: Hashable, jobs: list[Job], loop: asyncio.AbstractEventLoop) -> None:
+        """Score a group on the inference thread. If the merged batch has bad input, retry job by job so the
+        error reaches only the request that caused it."""
+        try:
+            results = self.fn(key, [j.payload for j in jobs])
+            self.on_batch(sum(j.size for j in jobs), len(jobs))
+            for job, result in zip(jobs, results, strict=True):
+                loop.call_soon_threadsafe(_resolve, job.future, result, None)
+        except RewardInputError as exc:
+            if len(jobs) == 1:
+                loop.call_soon_threadsafe(_resolve, jobs[0].future, None, exc)
+                return
+            for job in jobs:
+                self._score_group(key, [job], loop)
+        except Exception as exc:  # noqa: BLE001 - delivered to the waiting request, which answers 500
+            for job in jobs:
+                loop.call_soon_threadsafe(_resolve, job.future, None, exc)
+
+
+def _resolve(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
