@@ -213,7 +213,9 @@ clients:
     s.add_argument("--api-key", default=None,
                    help="require 'Authorization: Bearer KEY' on every route but /health (default: $REWARDLAB_API_KEY)")
     s.add_argument("--max-batch-size", type=int, default=64, help="most items per forward pass (default 64)")
-    s.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests (default 5)")
+    s.add_argument("--max-wait-ms", type=float, default=0.0,
+                   help="how long a batch that is not full waits for more requests (default 0: requests that arrive while "
+                   "the model is busy form the next batch)")
     s.add_argument("--max-body-mb", type=float, default=8.0, help="larger request bodies get 413 (default 8)")
     s.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     s.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds to let in-flight requests finish on shutdown")

@@ -2,61 +2,31 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
 from rewardlab import cli
 from rewardlab.data import DataError, TextDataConfig, load_preferences
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from rewardlab.serve import process
 
 
 def test_ui_serves_the_mlflow_store_on_localhost(workdir):
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rewardlab.cli", "ui", "--port", str(port), "--tracking-uri", f"sqlite:///{workdir}/mlflow.db"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,  # its own process group, stopped whole below
+    port = process.free_port()
+    # its own process group, stopped whole below: MLflow's UI runs uvicorn and job-consumer workers
+    proc = process.start(
+        [sys.executable, "-m", "rewardlab.cli", "ui", "--port", str(port), "--tracking-uri", f"sqlite:///{workdir}/mlflow.db"]
     )
     try:
-        deadline, body = time.time() + 90, None
-        while time.time() < deadline and body is None:
-            try:
-                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read().decode()
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
-                time.sleep(0.5)
-        assert body is not None and body.strip() == "OK"
+        body = process.wait_ready(f"http://127.0.0.1:{port}/health", proc, timeout=90)
+        assert body.strip() == "OK"
         experiments = urllib.request.urlopen(
             f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/search?max_results=10", timeout=5
         ).read().decode()
         assert "Default" in experiments  # it is reading our SQLite store
     finally:
-        stop_group(proc)
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    """Stop the server and every worker it started (MLflow's UI runs uvicorn and job consumers)."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # workers that outlived the parent
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=15)
+        process.stop(proc)
 
 
 def test_data_build_pendulum_prints_row_count(capsys):
@@ -79,3 +49,10 @@ def test_help_explains_commands_and_overrides(capsys):
         cli.main(["train", "--help"])
     out = capsys.readouterr().out
     assert "--set KEY.PATH=VALUE" in out and "--resume" in out and "MLFLOW_TRACKING_URI" in out
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--help"])
+    out = capsys.readouterr().out
+    # routes, both compatibility clients, auth and the batching knobs are documented where users look
+    for needle in ("/v1/score", "/get_reward", "--remote_rm_url", "server_type=\"vllm\"", "--api-key", "REWARDLAB_API_KEY",
+                   "--max-batch-size", "--max-body-mb", "127.0.0.1"):
+        assert needle in out, needle

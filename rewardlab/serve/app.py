@@ -48,8 +48,9 @@ class ServeSettings:
 
     max_batch_size: int = 64
     """Most items (texts or transitions) scored in one forward pass; requests are never split."""
-    max_wait_ms: float = 5.0
-    """How long the first request of a batch waits for others to join it."""
+    max_wait_ms: float = 0.0
+    """How long a batch that is not full waits for more requests. 0: take what is queued and go; requests that arrive
+    while the model is busy form the next batch, so batches grow with load without adding latency at low load."""
     max_body_bytes: int = 8 * 1024 * 1024
     """Larger request bodies get 413 before they are parsed."""
     api_key: str | None = None
@@ -324,7 +325,7 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
         Each chat is a string or a list of `{role, content}` messages. `truncated` lists the items cut to the
         model's maximum length (from the left, as in training)."""
         scores, truncated = await run_text("/v1/score", req.prompts, req.responses, req.references)
-        return {"rewards": scores, "truncated": truncated}
+        return JSONResponse({"rewards": scores, "truncated": truncated})
 
     @app.post("/v1/score_transitions", summary="Score environment transitions")
     async def score_transitions_route(req: TransitionRequest):
@@ -337,7 +338,7 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
         except RewardInputError as exc:
             raise ApiError(422, str(exc)) from None
         metrics.items.labels("/v1/score_transitions").inc(len(rewards))
-        return {"rewards": rewards}
+        return JSONResponse({"rewards": rewards})
 
     @app.post("/v1/explain", summary="Explanation sentences, for rewards that can explain")
     async def explain(request: Request):
@@ -369,7 +370,7 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
         The prompt prefix is removed from each query to get the response; labels are passed as references."""
         prompts, responses, references = req.split()
         scores, truncated = await run_text("/get_reward", prompts, responses, references)
-        return {"rewards": scores, "scores": scores, "truncated": truncated}
+        return JSONResponse({"rewards": scores, "scores": scores, "truncated": truncated})
 
     @app.post("/pooling", summary="vLLM-style pooling request, as POLAR's reward client sends it")
     async def pooling(req: PoolingRequest):
@@ -380,12 +381,12 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
         except FieldError as exc:
             raise ApiError(422, str(exc), exc.field) from None
         scores, truncated = await run_text("/pooling", prompts, candidates, references)
-        return {
+        return JSONResponse({
             "object": "list",
             "model": req.model or settings.model_uri,
             "data": [{"index": i, "object": "pooling", "data": [[s]]} for i, s in enumerate(scores)],
             "truncated": truncated,
-        }
+        })
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus():

@@ -30,7 +30,7 @@ class Job:
 
 
 class MicroBatcher:
-    def __init__(self, fn: ScoreFn, max_batch_size: int = 64, max_wait_ms: float = 5.0, on_batch: Callable | None = None):
+    def __init__(self, fn: ScoreFn, max_batch_size: int = 64, max_wait_ms: float = 0.0, on_batch: Callable | None = None):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, found {max_batch_size}")
         self.fn = fn

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -17,11 +18,24 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def start(cmd: list[str], env: dict | None = None, log=None) -> subprocess.Popen:
-    """Start ``cmd`` in its own process group, so that ``stop`` reaches every worker it forks."""
-    return subprocess.Popen(
-        cmd, env={**os.environ, **(env or {})}, stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-    )
+def start(cmd: list[str], env: dict | None = None) -> subprocess.Popen:
+    """Start ``cmd`` in its own process group, so that ``stop`` reaches every worker it forks.
+
+    Its output goes to a temporary file (``output(proc)`` reads it), not a pipe: a server that logs every request
+    would block once an unread pipe's buffer filled up.
+    """
+    log = tempfile.NamedTemporaryFile(prefix="rewardlab-server-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log_path = log.name
+    log.close()
+    return proc
+
+
+def output(proc: subprocess.Popen, tail: int | None = None) -> str:
+    """What the process has printed so far (stdout and stderr)."""
+    with open(proc.log_path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    return text[-tail:] if tail else text
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> str:
@@ -33,7 +47,7 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> str:
                 return response.read().decode()
         except (OSError, urllib.error.URLError):
             if proc.poll() is not None:
-                out = proc.stdout.read().decode(errors="replace")[-3000:] if proc.stdout else ""
+                out = output(proc, tail=3000)
                 raise RuntimeError(f"server exited with {proc.returncode} before {url} answered:\n{out}") from None
             time.sleep(0.3)
     stop(proc)

@@ -75,7 +75,7 @@ class Server:
         """SIGTERM, as a process manager sends it; returns the server's log. uvicorn re-raises the signal after
         its graceful shutdown, so the exit status is -SIGTERM either way: the log says whether it was graceful."""
         process.stop(self.proc)
-        return self.proc.stdout.read().decode(errors="replace")
+        return process.output(self.proc)
 
 
 @pytest.fixture(scope="module")
