@@ -236,7 +236,7 @@ def make_targets(workload: str, model_uri: str, tracking_uri: str | None, args) 
     ours = Target("rewardlab", workload, [sys.executable, "-m", "rewardlab.cli", "serve", model_uri, "--port", str(ours_port),
                                           "--no-access-log", "--max-batch-size", str(args.max_batch_size)],
                   f"http://127.0.0.1:{ours_port}", "/health", env)
-    peer = Target("mlflow", workload, ["mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local", "-h", "127.0.0.1",
+    peer = Target("mlflow", workload, [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local", "-h", "127.0.0.1",
                                        "-p", str(mlflow_port)], f"http://127.0.0.1:{mlflow_port}", "/ping", env)
     return ours, peer
 
