@@ -113,3 +113,23 @@ def load_causal_lm(name: str, dtype: str = "float32"):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(resolve(name), dtype=getattr(torch, dtype))
+
+
+def sample_texts(model, tokenizer, texts: list[str], seed: int, n: int, temperature: float, top_p: float, max_new_tokens: int) -> list[str]:
+    """``n`` sampled continuations of each text (left-padded batch), decoded without the prompt: n per text, in order.
+    ``torch.manual_seed(seed)`` first, so a batch's samples depend only on its seed."""
+    import torch
+
+    enc = tokenizer(texts, return_tensors="pt", padding=True)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        out = model.generate(
+            **enc,
+            do_sample=True,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            num_return_sequences=n,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    return tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)

@@ -104,6 +104,21 @@ def cmd_data(args) -> int:
                 loaders.write_jsonl(out / f"{name}.jsonl", rows)
             print(f"written to {out}/samples.jsonl and {out}/pairs.jsonl")
         return 0
+    if args.name == "policy-trajectories":
+        from collections import Counter
+
+        from rewardlab.data import policy_pool
+
+        rows = policy_pool.build(loaders.builder_config(policy_pool.PolicyPoolConfig, dict(_kv(args.option)), "--option"),
+                                 regenerate=args.regenerate)
+        cards.find_card("policy-trajectories").validate_rows(rows)
+        per_policy = Counter(r["policy"] for r in rows)
+        print(f"policy-trajectories: {len(rows)} trajectories, {len({r['pid'] for r in rows})} prompts, "
+              f"{len(per_policy)} policies ({', '.join(per_policy)})")
+        if args.out:
+            loaders.write_jsonl(Path(args.out) / "trajectories.jsonl", rows)
+            print(f"written to {args.out}/trajectories.jsonl")
+        return 0
     if args.name == "pendulum-random":
         from rewardlab.data import transitions
 
@@ -111,7 +126,7 @@ def cmd_data(args) -> int:
         cards.find_card("pendulum-random").validate_rows(rows)
         print(f"pendulum-random: {len(rows)} transitions")
         return 0
-    print(f"unknown builder '{args.name}'; builders: math-answers, pendulum-random", file=sys.stderr)
+    print(f"unknown builder '{args.name}'; builders: math-answers, policy-trajectories, pendulum-random", file=sys.stderr)
     return 2
 
 
@@ -181,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="build a built-in dataset, or validate rows against a card")
     d.add_argument("action", choices=["build", "validate"])
-    d.add_argument("name", nargs="?", help="build: math-answers | pendulum-random")
+    d.add_argument("name", nargs="?", help="build: math-answers | policy-trajectories | pendulum-random")
     d.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="builder setting, e.g. --option seed=1")
     d.add_argument("--regenerate", action="store_true", help="sample again instead of using shipped or cached rows (slow)")
     d.add_argument("--out", default=None, help="build: also write the rows as JSONL into this folder")

@@ -77,7 +77,6 @@ def clean_response(text: str) -> str:
 
 def generate_samples(cfg: MathAnswersConfig) -> list[dict]:
     """Sample answers from the model (slow on CPU: about 0.3 s an answer on 2 cores)."""
-    import torch
     from tqdm.auto import tqdm
 
     tokenizer = backbones.load_tokenizer(cfg.model)
@@ -95,19 +94,8 @@ def generate_samples(cfg: MathAnswersConfig) -> list[dict]:
             else q["question"]
             for q in chunk
         ]
-        enc = tokenizer(texts, return_tensors="pt", padding=True)
-        torch.manual_seed(cfg.seed * 100003 + start)
-        with torch.no_grad():
-            out = model.generate(
-                **enc,
-                do_sample=True,
-                temperature=cfg.temperature,
-                top_p=cfg.top_p,
-                max_new_tokens=cfg.max_new_tokens,
-                num_return_sequences=cfg.samples_per_question,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        decoded = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        decoded = backbones.sample_texts(model, tokenizer, texts, cfg.seed * 100003 + start, cfg.samples_per_question,
+                                         cfg.temperature, cfg.top_p, cfg.max_new_tokens)
         for i, text in enumerate(decoded):
             q = chunk[i // cfg.samples_per_question]
             response = clean_response(text)
@@ -158,3 +146,33 @@ def build(cfg: MathAnswersConfig = MathAnswersConfig(), regenerate: bool = False
         samples = generate_samples(cfg)
         write_jsonl(samples_path(cfg), samples)
     return {"samples": samples, "pairs": make_pairs(samples, cfg.max_pairs_per_question, cfg.seed)}
+
+
+_QUESTION = re.compile(r"What is (-?\d+) ([-+*]) (-?\d+)\?")
+
+
+def canonical_answer(question: str) -> str:
+    """A verified correct answer written out ("7 * 8 = 56."), for questions this builder makes."""
+    found = _QUESTION.search(question)
+    if not found:
+        raise ValueError(f"not a math-answers question: {question!r}")
+    a, op, b = int(found.group(1)), found.group(2), int(found.group(3))
+    return f"{a} {op} {b} = {dict(zip('+-*', (a + b, a - b, a * b)))[op]}."
+
+
+def with_references(pairs: list[dict], samples: list[dict], seed: int = 0) -> list[dict]:
+    """POLAR's fine-tuning rows {prompt, reference, chosen, rejected}: the reference is a verified correct answer to
+    the same question: another correct sample of the model when there is one, else the written-out answer."""
+    rng = random.Random(seed)
+    correct: dict[int, list[str]] = {}
+    for s in samples:
+        if s["correct"]:
+            correct.setdefault(s["qid"], [])
+            if s["response"] not in correct[s["qid"]]:
+                correct[s["qid"]].append(s["response"])
+    out = []
+    for p in pairs:
+        others = [r for r in correct.get(p["qid"], []) if r != p["chosen"]]
+        reference = rng.choice(others) if others else canonical_answer(p["prompt"])
+        out.append({**p, "reference": reference})
+    return out

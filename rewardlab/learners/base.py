@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from contextlib import contextmanager
+
 from pydantic import BaseModel, ConfigDict
 
 from rewardlab.tracking import TrackingConfig
@@ -49,3 +51,30 @@ def last_checkpoint(folder: Path) -> Path | None:
     """The newest ``checkpoint-N`` folder (transformers' layout), or None."""
     found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
     return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+
+
+def resume_point(out: Path, resume: bool) -> tuple[str | None, Path | None]:
+    """For ``--resume``: the MLflow run id to reopen and the checkpoint to continue from; (None, None) otherwise."""
+    if not resume:
+        return None, None
+    run_id = load_run_state(out)["run_id"]
+    checkpoint = last_checkpoint(out / "checkpoints")
+    if checkpoint is None:
+        raise ResumeError(f"--resume: no checkpoint-N folder in {out / 'checkpoints'}; nothing to resume from")
+    print(f"resuming MLflow run {run_id} from {checkpoint}", flush=True)
+    return run_id, checkpoint
+
+
+@contextmanager
+def tracked_run(cfg: RecipeBase, recipe_text: str, resume_id: str | None, tags: dict | None = None):
+    """The MLflow run of a training command: opened (or reopened on --resume), its id saved for --resume, the
+    recipe's params logged, and on a fresh run the recipe file itself."""
+    from rewardlab import tracking
+
+    with tracking.start_run(cfg.tracking, cfg.name, resume_run_id=resume_id, tags={"learner": cfg.learner, **(tags or {})}) as run:
+        if tracking.is_main_process():
+            save_run_state(cfg.out(), run.run_id, run.uri)
+        run.log_params(cfg.model_dump(mode="json"))
+        if not resume_id and recipe_text:
+            run.log_text(recipe_text, "recipe.yaml")
+        yield run

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab import backbones
 from rewardlab.data import PreferenceData, TextDataConfig, load_preferences
-from rewardlab.learners.base import RecipeBase, ResumeError, last_checkpoint, load_run_state, save_run_state
+from rewardlab.learners.base import RecipeBase, resume_point, tracked_run
 from rewardlab.rewards.evaluate import evaluate_text_reward, figures, format_report
 from rewardlab.rewards.text import ScalarTextReward, encode
 
@@ -79,13 +79,11 @@ def tokenize_pairs(pairs: list[dict], tokenizer, max_length: int, template: str 
     return Dataset.from_dict({"chosen_ids": chosen, "rejected_ids": rejected, "length": length})
 
 
-def make_trainer(cfg: Config, data: PreferenceData, tokenizer, callbacks=()):
-    """A TRL RewardTrainer configured from the recipe, on pre-tokenized pairs."""
+def reward_trainer(model, tokenizer, train_dataset, t: TrainConfig, output_dir, max_length: int, seed: int, callbacks=()):
+    """A TRL RewardTrainer on pre-tokenized ``chosen_ids``/``rejected_ids`` (+ ``length``) rows, from the recipe's
+    train section. Shared by every learner whose loss is -log sigma(r(chosen) - r(rejected))."""
     import torch
-    from transformers import set_seed
     from trl import RewardConfig, RewardTrainer
-
-    from rewardlab.models.scalar_head import build_scalar_rm
 
     class _Trainer(RewardTrainer):
         # Keep the length column through column pruning so the length-grouped sampler can read it.
@@ -93,13 +91,10 @@ def make_trainer(cfg: Config, data: PreferenceData, tokenizer, callbacks=()):
             if self._signature_columns is None:
                 self._signature_columns = ["chosen_ids", "rejected_ids", "margin", "length"]
 
-    set_seed(cfg.seed)  # the new head is initialised here, before Trainer seeds anything
-    model = build_scalar_rm(cfg.model.backbone, tokenizer, cfg.model.freeze_layers, cfg.model.dtype, cfg.model.attn_implementation)
-    t = cfg.train
     args = RewardConfig(
         # Without use_cpu, a CPU-only torchrun launch trains one full copy per process instead of DDP (gloo).
         use_cpu=not torch.cuda.is_available(),
-        output_dir=str(cfg.out() / "checkpoints"),
+        output_dir=str(output_dir),
         num_train_epochs=t.epochs,
         max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size,
@@ -113,24 +108,30 @@ def make_trainer(cfg: Config, data: PreferenceData, tokenizer, callbacks=()):
         gradient_checkpointing=t.gradient_checkpointing,
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         bf16=t.bf16,
-        max_length=cfg.model.max_length,
+        max_length=max_length,
         logging_steps=t.logging_steps,
         save_strategy="steps",
         save_steps=t.save_steps,
         save_total_limit=1,
         save_only_model=False,
         report_to="none",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
+        seed=seed,
+        data_seed=seed,
         dataloader_num_workers=0,
     )
-    return _Trainer(
-        model=model,
-        args=args,
-        train_dataset=tokenize_pairs(data.train_pairs, tokenizer, cfg.model.max_length, cfg.model.template),
-        processing_class=tokenizer,
-        callbacks=list(callbacks),
-    )
+    return _Trainer(model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer, callbacks=list(callbacks))
+
+
+def make_trainer(cfg: Config, data: PreferenceData, tokenizer, callbacks=()):
+    """A TRL RewardTrainer configured from the recipe, on pre-tokenized pairs."""
+    from transformers import set_seed
+
+    from rewardlab.models.scalar_head import build_scalar_rm
+
+    set_seed(cfg.seed)  # the new head is initialised here, before Trainer seeds anything
+    model = build_scalar_rm(cfg.model.backbone, tokenizer, cfg.model.freeze_layers, cfg.model.dtype, cfg.model.attn_implementation)
+    dataset = tokenize_pairs(data.train_pairs, tokenizer, cfg.model.max_length, cfg.model.template)
+    return reward_trainer(model, tokenizer, dataset, cfg.train, cfg.out() / "checkpoints", cfg.model.max_length, cfg.seed, callbacks)
 
 
 def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) -> dict:
@@ -138,23 +139,11 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
     from rewardlab import tracking
 
     out = cfg.out()
-    resume_id, checkpoint = None, None
-    if resume:
-        state = load_run_state(out)
-        resume_id = state["run_id"]
-        checkpoint = last_checkpoint(out / "checkpoints")
-        if checkpoint is None:
-            raise ResumeError(f"--resume: no checkpoint-N folder in {out / 'checkpoints'}; nothing to resume from")
-        print(f"resuming MLflow run {resume_id} from {checkpoint}", flush=True)
+    resume_id, checkpoint = resume_point(out, resume)
     data = load_preferences(cfg.data)
     tokenizer = backbones.load_tokenizer(cfg.model.backbone)
-    with tracking.start_run(cfg.tracking, cfg.name, resume_run_id=resume_id, tags={"learner": cfg.learner}) as run:
-        if tracking.is_main_process():
-            save_run_state(out, run.run_id, run.uri)
-        run.log_params(cfg.model_dump(mode="json"))
+    with tracked_run(cfg, recipe_text, resume_id) as run:
         if not resume:
-            if recipe_text:
-                run.log_text(recipe_text, "recipe.yaml")
             run.log_dataset(data.train_pairs, f"{data.name}-train-pairs", data.card.path, "training", data.source)
             run.log_dataset(data.test_pairs, f"{data.name}-test-pairs", None, "evaluation", data.source)
             if data.test_samples:

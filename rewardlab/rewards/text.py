@@ -48,6 +48,23 @@ def encode(tokenizer, prompt: Chat, response: Chat, max_length: int, template: s
     return ids, False
 
 
+def padded_batches(seqs: list[list[int]], batch_size: int, pad_id: int | None):
+    """Yield ``(indices, input_ids, attention_mask)`` over ``seqs``, longest first so each batch pads little."""
+    import torch
+
+    pad = pad_id if pad_id is not None else 0
+    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        width = max(len(seqs[i]) for i in idx)
+        ids = torch.full((len(idx), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            ids[row, : len(seqs[i])] = torch.tensor(seqs[i])
+            mask[row, : len(seqs[i])] = 1
+        yield idx, ids, mask
+
+
 @register("scalar_text")
 class ScalarTextReward:
     """A Bradley-Terry style reward model: one scalar per (prompt, response). Ignores references.
@@ -101,19 +118,9 @@ class ScalarTextReward:
         check_text_batch(prompts, responses, references)
         encoded = [encode(self.tokenizer, p, r, self.max_length, self.template) for p, r in zip(prompts, responses)]
         self.last_truncated = [cut for _, cut in encoded]
-        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))
         out = [0.0] * len(encoded)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                width = max(len(encoded[i][0]) for i in idx)
-                ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for row, i in enumerate(idx):
-                    seq = encoded[i][0]
-                    ids[row, : len(seq)] = torch.tensor(seq)
-                    mask[row, : len(seq)] = 1
+            for idx, ids, mask in padded_batches([e[0] for e in encoded], self.batch_size, self.tokenizer.pad_token_id):
                 logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits[:, 0]
                 for row, i in enumerate(idx):
                     out[i] = float(logits[row])

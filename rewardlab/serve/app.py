@@ -7,7 +7,6 @@ here knows which learner trained the reward.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import time

@@ -1,0 +1,233 @@
+"""POLAR: policy-discriminator pretraining, then reference-based fine-tuning (Dou et al., "Pre-Trained Policy
+Discriminators are General Reward Models").
+
+The reward r(prompt, reference, candidate) reads ``prompt\\nreference <sep> prompt\\ncandidate <reward>`` with a
+zero-initialised linear head at the ``<reward>`` token (rewards/polar.py).
+
+* ``stage: pretrain``: triplets from a pool of policies (data/policy_pool.py). For two policies A and B on one
+  prompt: loss -log sigma(r(p, tA1, tA2) - r(p, tA1, tB1)): a second sample of the reference's own policy must
+  outscore another policy's sample. Held-out policies never enter training.
+* ``stage: finetune``: rows {prompt, reference, chosen, rejected} (POLAR's JSONL field names; strings or message
+  lists): loss -log sigma(r(p, ref, chosen) - r(p, ref, rejected)). ``model.init_from`` names the pretrained reward
+  (an MLflow URI or a folder); without it the backbone starts fresh, which is the paper's no-pretraining ablation.
+
+Both losses are the Bradley-Terry loss on (chosen, rejected) token sequences, so training runs through TRL's
+RewardTrainer (shared with the bradley_terry learner), and through accelerate for many devices.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rewardlab import backbones
+from rewardlab.data import DataError, TextDataConfig, load_preferences
+from rewardlab.learners.base import RecipeBase, resume_point, tracked_run
+from rewardlab.learners.bradley_terry import TrainConfig, reward_trainer
+from rewardlab.rewards.evaluate import pairwise_accuracy, score_unique
+from rewardlab.rewards.polar import PolarReward, add_polar_tokens, encode_triple
+
+
+class PolarModelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    backbone: str = backbones.SMOLLM2  # a causal LM: embedded:smollm2-135m-instruct, a hub id or a path
+    init_from: str | None = None  # finetune: the pretrained POLAR reward (models:/name@alias, runs:/..., a folder)
+    max_length: int = Field(192, gt=16)  # prompt (twice) + reference + candidate + 2 special tokens
+    freeze_layers: int = Field(0, ge=0)  # freeze embeddings + the first N blocks: faster, less capacity
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    attn_implementation: str | None = None
+
+
+class PoolConfig(BaseModel):
+    """Pretraining data: the policy pool (data/policy_pool.py) and how triplets are drawn from it."""
+
+    model_config = ConfigDict(extra="forbid")
+    builder: dict[str, Any] = {}  # PolicyPoolConfig settings, e.g. {seed: 1, n_topics: 30}
+    extra_lms: list[str] = []  # Hugging Face causal LMs that join the pool as training policies
+    regenerate: bool = False
+    triplets_per_prompt: int = Field(4, ge=1)
+    max_train_triplets: int | None = None
+    max_eval_triplets: int | None = None
+
+
+class Config(RecipeBase):
+    learner: Literal["polar"] = "polar"
+    stage: Literal["pretrain", "finetune"] = "pretrain"
+    pool: PoolConfig = PoolConfig()
+    data: TextDataConfig = TextDataConfig()  # finetune pairs; and, in both stages, the preference evaluation
+    model: PolarModelConfig = PolarModelConfig()
+    train: TrainConfig = TrainConfig()
+
+
+def pool_triplets(cfg: PoolConfig, seed: int):
+    from rewardlab.data import find_card, policy_pool
+    from rewardlab.data.loaders import builder_config
+
+    settings = dict(cfg.builder)
+    base = builder_config(policy_pool.PolicyPoolConfig, settings, "pool.builder")
+    if cfg.extra_lms:
+        extra = tuple(policy_pool.Policy(f"lm:{name}", model=name) for name in cfg.extra_lms)
+        base = builder_config(policy_pool.PolicyPoolConfig, {**settings, "policies": base.policies + extra}, "pool.extra_lms")
+    rows = find_card("policy-trajectories").validate_rows(policy_pool.build(base, regenerate=cfg.regenerate), source="policy-trajectories")
+    triplets = policy_pool.make_triplets(rows, cfg.triplets_per_prompt, seed)
+    if cfg.max_train_triplets is not None:
+        triplets.train = triplets.train[: cfg.max_train_triplets]
+    if cfg.max_eval_triplets is not None:
+        triplets.eval_prompts = triplets.eval_prompts[: cfg.max_eval_triplets]
+        triplets.eval_policies = triplets.eval_policies[: cfg.max_eval_triplets]
+    return base, rows, triplets
+
+
+def reference_pairs(cfg: TextDataConfig, seed: int) -> tuple[list[dict], list[dict], str]:
+    """(train, test) rows with prompt/reference/chosen/rejected. math-answers gets verified correct references."""
+    data = load_preferences(cfg)
+    if data.name == "math-answers":
+        from rewardlab.data.math_answers import with_references
+
+        samples = data.train_samples + data.test_samples
+        return with_references(data.train_pairs, samples, seed), with_references(data.test_pairs, samples, seed), data.source
+    missing = [i for i, r in enumerate(data.train_pairs + data.test_pairs) if "reference" not in r]
+    if missing:
+        raise DataError(f"{data.source}: POLAR fine-tuning needs a 'reference' field (row {missing[0] + 1} has none)")
+    return data.train_pairs, data.test_pairs, data.source
+
+
+def tokenize_triplets(rows: list[dict], tokenizer, max_length: int, good: str, bad: str):
+    """chosen_ids = (prompt, reference, row[good]), rejected_ids = (prompt, reference, row[bad]), plus length."""
+    from datasets import Dataset
+
+    chosen, rejected, length = [], [], []
+    for r in rows:
+        c, _ = encode_triple(tokenizer, r["prompt"], r["reference"], r[good], max_length)
+        n, _ = encode_triple(tokenizer, r["prompt"], r["reference"], r[bad], max_length)
+        chosen.append(c)
+        rejected.append(n)
+        length.append(max(len(c), len(n)))
+    return Dataset.from_dict({"chosen_ids": chosen, "rejected_ids": rejected, "length": length})
+
+
+def build_model(cfg: Config):
+    """(model, tokenizer): the pretrained POLAR reward for fine-tuning, else the backbone with the special tokens
+    added, the embeddings resized and a zero-initialised head."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rewardlab.models.scalar_head import build_scalar_rm, freeze_bottom
+
+    m = cfg.model
+    if m.init_from:
+        from rewardlab import rewards
+
+        source = m.init_from
+        if source.startswith(rewards.MLFLOW_SCHEMES):
+            from rewardlab import tracking
+
+            folder = rewards.find_reward_folder(tracking.download(source))
+        else:
+            folder = rewards.find_reward_folder(Path(source))
+        if rewards.read_reward_json(folder)["kind"] != "polar":
+            raise DataError(f"model.init_from: {source} is not a POLAR reward (reward.json kind is not 'polar')")
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=1, dtype=getattr(torch, m.dtype))
+        freeze_bottom(model, m.freeze_layers)
+        return model, tokenizer
+    tokenizer = backbones.load_tokenizer(m.backbone)
+    model = build_scalar_rm(m.backbone, tokenizer, 0, m.dtype, m.attn_implementation)
+    add_polar_tokens(tokenizer, model)
+    freeze_bottom(model, m.freeze_layers)  # frozen embeddings keep the new tokens' (distinct) initial vectors
+    model.config.pad_token_id = tokenizer.pad_token_id
+    check_pooling(model, tokenizer, m.backbone)
+    head = model.score
+    torch.nn.init.zeros_(head.weight)
+    if getattr(head, "bias", None) is not None:
+        torch.nn.init.zeros_(head.bias)
+    return model, tokenizer
+
+
+def check_pooling(model, tokenizer, backbone: str) -> None:
+    """TRL trains through the model's own forward, which must pool at the last token (the reward token), as
+    causal-LM classifiers do. Encoders pool at [CLS]: refuse them with a clear message."""
+    import torch
+
+    same = False
+    if isinstance(getattr(model, "score", None), torch.nn.Linear):
+        ids, _ = encode_triple(tokenizer, "Q?", "A.", "B.", 32)
+        x = torch.tensor([ids + [tokenizer.pad_token_id]])
+        mask = torch.tensor([[1] * len(ids) + [0]])
+        with torch.no_grad():
+            hidden = model.base_model(input_ids=x, attention_mask=mask).last_hidden_state[0, len(ids) - 1]
+            saved = model.score.weight.detach().clone()
+            model.score.weight.copy_(torch.randn_like(saved))
+            try:
+                same = torch.allclose(model(input_ids=x, attention_mask=mask).logits[0, 0], model.score(hidden)[0], atol=1e-4)
+            finally:
+                model.score.weight.copy_(saved)
+    if not same:
+        raise DataError(f"model.backbone: {backbone} does not pool at the last token, so its head cannot read the reward "
+                        "token; POLAR needs a causal LM backbone (e.g. embedded:smollm2-135m-instruct)")
+
+
+def ranked_accuracy(reward: PolarReward, rows: list[dict], good: str, bad: str) -> float:
+    """How often r(prompt, reference, row[good]) > r(prompt, reference, row[bad]); ties count one half.
+
+    Discrimination accuracy: good="positive", bad="negative" on triplets. Preference accuracy with references:
+    good="chosen", bad="rejected" on reference pairs."""
+    if not rows:
+        return float("nan")
+    items = [(r["prompt"], r[good], r["reference"]) for r in rows] + [(r["prompt"], r[bad], r["reference"]) for r in rows]
+    scores = score_unique(reward, items)
+    return pairwise_accuracy(scores[: len(rows)], scores[len(rows) :])
+
+
+def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) -> dict:
+    """Pretrain or fine-tune, evaluate (discrimination and preference accuracy), log to MLflow, register."""
+    from transformers import set_seed
+
+    from rewardlab import tracking
+
+    out = cfg.out()
+    resume_id, checkpoint = resume_point(out, resume)
+    _, _, triplets = pool_triplets(cfg.pool, cfg.seed)
+    pref_train, pref_test, pref_source = reference_pairs(cfg.data, cfg.seed)
+    set_seed(cfg.seed)
+    model, tokenizer = build_model(cfg)
+    m = cfg.model
+    if cfg.stage == "pretrain":
+        train_rows, dataset = triplets.train, tokenize_triplets(triplets.train, tokenizer, m.max_length, "positive", "negative")
+    else:
+        train_rows, dataset = pref_train, tokenize_triplets(pref_train, tokenizer, m.max_length, "chosen", "rejected")
+    with tracked_run(cfg, recipe_text, resume_id, {"stage": cfg.stage}) as run:
+        if not resume:
+            if cfg.stage == "pretrain":
+                from rewardlab.data import find_card
+
+                run.log_dataset(train_rows, "policy-triplets-train", find_card("policy-trajectories").path, "training", "policy-trajectories")
+            else:
+                run.log_dataset(train_rows, "reference-pairs-train", None, "training", pref_source)
+            run.log_dataset(pref_test, "reference-pairs-test", None, "evaluation", pref_source)
+        trainer = reward_trainer(model, tokenizer, dataset, cfg.train, out / "checkpoints", m.max_length, cfg.seed,
+                                 [run.trainer_callback(), *callbacks])
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        if not tracking.is_main_process():
+            return {"run_id": None, "global_step": trainer.state.global_step}
+        folder = PolarReward.save(trainer.model, tokenizer, out / "reward", m.max_length, backbone=m.backbone, recipe=cfg.name,
+                                  stage=cfg.stage, init_from=m.init_from)
+        reward = PolarReward(trainer.model, tokenizer, m.max_length, batch_size=cfg.train.eval_batch_size)
+        metrics = {
+            "discrimination_acc_heldout_prompts": ranked_accuracy(reward, triplets.eval_prompts, "positive", "negative"),
+            "discrimination_acc_heldout_policies": ranked_accuracy(reward, triplets.eval_policies, "positive", "negative"),
+            "preference_acc_with_reference": ranked_accuracy(reward, pref_test, "chosen", "rejected"),
+            "train_rows": len(train_rows),
+        }
+        step = trainer.state.global_step
+        run.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step=step)
+        model_uri = run.log_reward_model(folder, cfg.name if cfg.tracking.register_model else None)
+        run.set_tags({"model_uri": model_uri})
+        (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, "model_uri": model_uri, **metrics}, indent=2))
+    print("\n".join(f"{k:40s} {v:.3f}" if isinstance(v, float) else f"{k:40s} {v}" for k, v in metrics.items()))
+    print(run.summary(folder, model_uri), flush=True)
+    return {"run_id": run.run_id, "model_uri": model_uri, "output_dir": str(out), "metrics": metrics,
+            "log_history": trainer.state.log_history, "global_step": step}

@@ -1,0 +1,68 @@
+"""The policy pool and POLAR's triplet builder: splits by topic, no held-out policy in training, the shipped rows."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from rewardlab.data import DataError, find_card
+from rewardlab.data.policy_pool import Policy, PolicyPoolConfig, build, generate, make_prompts, make_triplets
+
+RULE_POOL = PolicyPoolConfig(
+    policies=(Policy("template-a", kind="template"), Policy("template-b", kind="template"), Policy("bigram", kind="bigram")),
+    held_out_policies=("bigram",),
+    n_topics=12,
+)
+
+
+def test_prompts_are_instructions_and_prefixes_split_by_topic():
+    prompts = make_prompts(20, 0.25, seed=0)
+    assert Counter(p["prompt_kind"] for p in prompts) == {"instruction": 20, "prefix": 20}
+    by_topic = {}
+    for p in prompts:
+        by_topic.setdefault(p["topic"], set()).add(p["split"])
+    assert all(len(splits) == 1 for splits in by_topic.values())  # a topic is never on both sides
+    assert sum("test" in s for s in by_topic.values()) == 5
+
+
+def test_triplets_never_put_a_held_out_policy_in_training():
+    rows = generate(RULE_POOL)
+    find_card("policy-trajectories").validate_rows(rows)
+    triplets = make_triplets(rows, per_prompt=4, seed=0)
+    assert triplets.train and triplets.eval_prompts and triplets.eval_policies
+    train_pids = {r["pid"] for r in rows if r["split"] == "train"}
+    for t in triplets.train:
+        assert "bigram" not in (t["policy_a"], t["policy_b"]) and t["policy_a"] != t["policy_b"]
+        assert t["pid"] in train_pids
+    assert all(t["pid"] not in train_pids for t in triplets.eval_prompts + triplets.eval_policies)
+    assert all(t["policy_a"] == "bigram" and t["policy_b"] != "bigram" for t in triplets.eval_policies)
+    # reference and positive are two samples of A; the negative is B's
+    lookup = {(r["pid"], r["policy"], r["sample"]): r["trajectory"] for r in rows}
+    for t in triplets.train[:20]:
+        assert t["reference"] == lookup[(t["pid"], t["policy_a"], 0)] and t["positive"] == lookup[(t["pid"], t["policy_a"], 1)]
+        assert t["negative"] == lookup[(t["pid"], t["policy_b"], 0)]
+
+
+def test_bad_pool_settings_are_reported():
+    with pytest.raises(DataError, match="not in the pool"):
+        PolicyPoolConfig(held_out_policies=("nobody",))
+    with pytest.raises(DataError, match="at least two policies"):
+        PolicyPoolConfig(policies=RULE_POOL.policies, held_out_policies=("template-a", "bigram"))
+
+
+def test_shipped_pool_has_six_or_more_policies_that_really_differ():
+    rows = build()
+    find_card("policy-trajectories").validate_rows(rows)
+    by_policy: dict[str, list[str]] = {}
+    for r in rows:
+        by_policy.setdefault(r["policy"], []).append(r["trajectory"])
+    assert len(by_policy) >= 6
+    # no two policies write the same answers: distinct texts, and distinct mean lengths or vocabularies
+    texts = {p: set(t) for p, t in by_policy.items()}
+    for a in texts:
+        for b in texts:
+            if a < b:
+                assert len(texts[a] & texts[b]) / len(texts[a]) < 0.05, (a, b)
+    held = {r["policy"] for r in rows if r["policy_split"] == "held_out"}
+    assert held and held < set(by_policy)
