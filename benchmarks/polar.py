@@ -61,6 +61,8 @@ def main() -> int:
             "bradley_terry": bt["metrics"]["pair_accuracy"],
             "polar_no_pretrain": fresh["metrics"]["preference_acc_with_reference"],
             "polar": tuned["metrics"]["preference_acc_with_reference"],
+            "polar_no_pretrain_reference_not_chosen": fresh["metrics"]["preference_acc_reference_not_chosen"],
+            "polar_reference_not_chosen": tuned["metrics"]["preference_acc_reference_not_chosen"],
             "polar_pretrain_zero_shot": pre["metrics"]["preference_acc_with_reference"],
             "discrimination_heldout_prompts": pre["metrics"]["discrimination_acc_heldout_prompts"],
             "discrimination_heldout_policies": pre["metrics"]["discrimination_acc_heldout_policies"],
@@ -74,7 +76,8 @@ def main() -> int:
         values = [r[key] for r in rows]
         return {"mean": round(statistics.mean(values), 4), "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0}
 
-    keys = ["bradley_terry", "polar_no_pretrain", "polar", "polar_pretrain_zero_shot",
+    keys = ["bradley_terry", "polar_no_pretrain", "polar", "polar_no_pretrain_reference_not_chosen", "polar_reference_not_chosen",
+            "polar_pretrain_zero_shot",
             "discrimination_heldout_prompts", "discrimination_heldout_policies"]
     summary = {k: stat(k) for k in keys}
     print(f"\nheld-out math-answers pairs, {len(rows)} seed(s): pairwise accuracy, mean +- std")

@@ -220,6 +220,10 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
             "discrimination_acc_heldout_prompts": ranked_accuracy(reward, triplets.eval_prompts, "positive", "negative"),
             "discrimination_acc_heldout_policies": ranked_accuracy(reward, triplets.eval_policies, "positive", "negative"),
             "preference_acc_with_reference": ranked_accuracy(reward, pref_test, "chosen", "rejected"),
+            # the harder part: pairs whose reference is not the chosen answer word for word
+            "preference_acc_reference_not_chosen": ranked_accuracy(
+                reward, [r for r in pref_test if r["reference"] != r["chosen"]], "chosen", "rejected"
+            ),
             "train_rows": len(train_rows),
         }
         step = trainer.state.global_step

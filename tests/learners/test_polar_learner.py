@@ -49,6 +49,7 @@ def test_finetune_starts_from_the_pretrained_model_uri(pretrained, module_workdi
     tuned = polar.run(config, recipe_text=text)
     assert tuned["model_uri"] == "models:/polar-finetune/1"
     assert tuned["metrics"]["train_rows"] == 24 and 0.0 <= tuned["metrics"]["preference_acc_with_reference"] <= 1.0
+    assert 0.0 <= tuned["metrics"]["preference_acc_reference_not_chosen"] <= 1.0
 
 
 def test_an_encoder_backbone_is_refused(module_workdir):
