@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.rewards.base import Chat, RewardInputError, chat_to_messages, check_text_batch
-from rewardlab.rewards.registry import read_reward_json, register, write_reward_json
-from rewardlab.rewards.text import padded_batches
+from rewardlab.rewards.registry import register
+from rewardlab.rewards.text import load_classifier_folder, padded_batches, save_classifier_folder
 
 SEP_TOKEN = "<|polar_sep|>"
 REWARD_TOKEN = "<|polar_reward|>"
@@ -87,22 +87,14 @@ class PolarReward:
 
     @classmethod
     def from_folder(cls, folder: str | Path, **kwargs: Any) -> PolarReward:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        meta = read_reward_json(folder)
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=1)
+        meta, model, tokenizer = load_classifier_folder(folder)
         kwargs.setdefault("max_length", meta.get("max_length", 512))
         return cls(model, tokenizer, **kwargs)
 
     @staticmethod
     def save(model, tokenizer, folder: str | Path, max_length: int, **meta: Any) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(folder, safe_serialization=True)
-        tokenizer.save_pretrained(folder)
-        write_reward_json(folder, "polar", max_length=max_length, sep_token=SEP_TOKEN, reward_token=REWARD_TOKEN, **meta)
-        return folder
+        return save_classifier_folder(model, tokenizer, folder, "polar", max_length=max_length, sep_token=SEP_TOKEN,
+                                      reward_token=REWARD_TOKEN, **meta)
 
     def score(self, prompts: Sequence[Chat], responses: Sequence[Chat], references: Sequence[Chat] | None = None) -> list[float]:
         import torch

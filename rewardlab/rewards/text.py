@@ -65,6 +65,28 @@ def padded_batches(seqs: list[list[int]], batch_size: int, pad_id: int | None):
         yield idx, ids, mask
 
 
+def load_classifier_folder(folder: str | Path):
+    """(reward.json contents, one-label sequence classifier, tokenizer) from a reward folder."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rewardlab.rewards.registry import read_reward_json
+
+    meta = read_reward_json(folder)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=1)
+    return meta, model, tokenizer
+
+
+def save_classifier_folder(model, tokenizer, folder: str | Path, kind: str, **meta: Any) -> Path:
+    """Safetensors weights, the tokenizer and ``reward.json`` naming ``kind``: nothing pickled."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    write_reward_json(folder, kind, **meta)
+    return folder
+
+
 @register("scalar_text")
 class ScalarTextReward:
     """A Bradley-Terry style reward model: one scalar per (prompt, response). Ignores references.
@@ -90,13 +112,7 @@ class ScalarTextReward:
 
     @classmethod
     def from_folder(cls, folder: str | Path, **kwargs: Any) -> ScalarTextReward:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        from rewardlab.rewards.registry import read_reward_json
-
-        meta = read_reward_json(folder)
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=1)
+        meta, model, tokenizer = load_classifier_folder(folder)
         kwargs.setdefault("max_length", meta.get("max_length", 512))
         kwargs.setdefault("template", meta.get("template", "chat"))
         return cls(model, tokenizer, **kwargs)
@@ -104,12 +120,7 @@ class ScalarTextReward:
     @staticmethod
     def save(model, tokenizer, folder: str | Path, max_length: int, template: str = "chat", **meta: Any) -> Path:
         """Write weights, tokenizer and ``reward.json``: everything ``from_folder`` needs, nothing pickled."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(folder, safe_serialization=True)
-        tokenizer.save_pretrained(folder)
-        write_reward_json(folder, "scalar_text", max_length=max_length, template=template, **meta)
-        return folder
+        return save_classifier_folder(model, tokenizer, folder, "scalar_text", max_length=max_length, template=template, **meta)
 
     def score(self, prompts: Sequence[Chat], responses: Sequence[Chat], references: Sequence[Chat] | None = None) -> list[float]:
         """One float per response; longest-first batches so padding is small. ``last_truncated`` says what was cut."""
