@@ -17,45 +17,28 @@ Run:  python benchmarks/polar.py --seeds 0 1 2        (~25 minutes a seed on 2 C
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
+
+from common import isolated_store, mean_std, seed_sweep_args, train, write_results
 
 RESULTS = Path(__file__).parent / "results" / "polar.json"
 
 
-def train(recipe: str, overrides: list[str]) -> dict:
-    from rewardlab import learners, recipes
-
-    config, text, _ = recipes.load(recipe, overrides)
-    start = time.perf_counter()
-    result = learners.get(config.learner).run(config, recipe_text=text)
-    result["seconds"] = round(time.perf_counter() - start, 1)
-    return result
-
-
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--set", action="append", default=[], help="recipe override applied to every arm (repeatable)")
-    ap.add_argument("--out", default=str(RESULTS))
-    args = ap.parse_args()
+    args = seed_sweep_args(__doc__, RESULTS)
 
-    work = Path(tempfile.mkdtemp(prefix="rewardlab-polar-bench-"))
-    os.chdir(work)
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work}/mlflow.db"
+    isolated_store("rewardlab-polar-bench-")
     rows = []
     for seed in args.seeds:
-        common = [f"seed={seed}", *args.set]
-        bt = train("quickstart", [*common, f"name=bench-bt-s{seed}"])
-        pre = train("polar_pretrain", [*common, f"name=bench-polar-pretrain-s{seed}"])
-        tuned = train("polar_finetune", [*common, f"name=bench-polar-s{seed}", f"model.init_from={pre['model_uri']}"])
-        fresh = train("polar_finetune", [*common, f"name=bench-polar-nopre-s{seed}", "model.init_from=null"])
+        shared = [f"seed={seed}", *args.set]
+        bt = train("quickstart", [*shared, f"name=bench-bt-s{seed}"])
+        pre = train("polar_pretrain", [*shared, f"name=bench-polar-pretrain-s{seed}"])
+        # the fine-tuned arms are compared on preference pairs only: skip their discrimination eval (~2 min each)
+        tune = [*shared, "pool.max_eval_triplets=0"]
+        tuned = train("polar_finetune", [*tune, f"name=bench-polar-s{seed}", f"model.init_from={pre['model_uri']}"])
+        fresh = train("polar_finetune", [*tune, f"name=bench-polar-nopre-s{seed}", "model.init_from=null"])
         row = {
             "seed": seed,
             "bradley_terry": bt["metrics"]["pair_accuracy"],
@@ -66,26 +49,22 @@ def main() -> int:
             "polar_pretrain_zero_shot": pre["metrics"]["preference_acc_with_reference"],
             "discrimination_heldout_prompts": pre["metrics"]["discrimination_acc_heldout_prompts"],
             "discrimination_heldout_policies": pre["metrics"]["discrimination_acc_heldout_policies"],
+            **{k.replace("discrimination_acc_", "discrimination_"): v for k, v in pre["metrics"].items()
+               if k.startswith("discrimination_acc_heldout_policy_")},
             "seconds": {"bradley_terry": bt["seconds"], "polar_pretrain": pre["seconds"], "polar_finetune": tuned["seconds"],
                         "polar_no_pretrain": fresh["seconds"]},
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
 
-    def stat(key: str) -> dict:
-        values = [r[key] for r in rows]
-        return {"mean": round(statistics.mean(values), 4), "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0}
-
     keys = ["bradley_terry", "polar_no_pretrain", "polar", "polar_no_pretrain_reference_not_chosen", "polar_reference_not_chosen",
-            "polar_pretrain_zero_shot",
-            "discrimination_heldout_prompts", "discrimination_heldout_policies"]
-    summary = {k: stat(k) for k in keys}
+            "polar_pretrain_zero_shot", "discrimination_heldout_prompts", "discrimination_heldout_policies",
+            *sorted(k for k in rows[0] if k.startswith("discrimination_heldout_policy_"))]
+    summary = {k: mean_std([r[k] for r in rows]) for k in keys}
     print(f"\nheld-out math-answers pairs, {len(rows)} seed(s): pairwise accuracy, mean +- std")
     for k in keys:
         print(f"  {k:34s} {summary[k]['mean']:.3f} +- {summary[k]['std']:.3f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"seeds": args.seeds, "overrides": args.set, "runs": rows, "summary": summary}, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, args.seeds, args.set, rows, summary)
     return 0
 
 

@@ -55,14 +55,30 @@ TEMPLATES = (
 
 @dataclass(frozen=True)
 class Policy:
-    """One member of the pool. ``lm`` policies sample from ``model`` with the chat template and ``system``."""
+    """One member of the pool. ``lm`` policies sample from ``model`` with the chat template and ``system``;
+    ``rewrite`` policies apply a fixed ``transform`` (see REWRITES) to the samples of the ``base`` policy."""
 
     id: str
-    kind: Literal["lm", "template", "bigram"] = "lm"
+    kind: Literal["lm", "template", "bigram", "rewrite"] = "lm"
     model: str = backbones.SMOLLM2
     system: str | None = None
     temperature: float = 0.7
     top_p: float = 0.95
+    base: str | None = None
+    transform: str | None = None
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+
+
+# Deterministic rewrites of another policy's answers: same content, a distinct and consistent surface style.
+REWRITES = {
+    "upper": lambda text: text.upper(),
+    "title_case": lambda text: " ".join(w[:1].upper() + w[1:] for w in text.split(" ")),
+    "lower_no_punct": lambda text: re.sub(r"[^\w\s]", "", text.lower()),
+    "bullets": lambda text: "\n".join(f"- {s}" for s in _sentences(text) or [text]),
+}
 
 
 DEFAULT_POLICIES: tuple[Policy, ...] = (
@@ -74,6 +90,10 @@ DEFAULT_POLICIES: tuple[Policy, ...] = (
     Policy("smollm2-poet", system="Always answer with a short rhyming poem."),
     Policy("template-bot", kind="template"),
     Policy("bigram", kind="bigram"),
+    Policy("terse-upper", kind="rewrite", base="smollm2-terse", transform="upper"),
+    Policy("teacher-title-case", kind="rewrite", base="smollm2-teacher", transform="title_case"),
+    Policy("hot-lower-no-punct", kind="rewrite", base="smollm2-hot", transform="lower_no_punct"),
+    Policy("assistant-bullets", kind="rewrite", base="smollm2-assistant", transform="bullets"),
 )
 
 
@@ -82,7 +102,7 @@ class PolicyPoolConfig:
     """Every field but ``batch_prompts`` changes the rows, so every other field is in the cache key."""
 
     policies: tuple[Policy, ...] = DEFAULT_POLICIES
-    held_out_policies: tuple[str, ...] = ("smollm2-poet", "bigram")
+    held_out_policies: tuple[str, ...] = ("smollm2-poet", "bigram", "assistant-bullets")
     n_topics: int = 40
     samples_per_prompt: int = 2
     max_new_tokens: int = 32
@@ -95,8 +115,8 @@ class PolicyPoolConfig:
             try:
                 object.__setattr__(self, "policies", tuple(p if isinstance(p, Policy) else Policy(**p) for p in self.policies))
             except TypeError as exc:
-                raise DataError(f"policies: {exc}; a policy has id, kind (lm|template|bigram), model, system, "
-                                "temperature, top_p") from None
+                raise DataError(f"policies: {exc}; a policy has id, kind (lm|template|bigram|rewrite), model, "
+                                "system, temperature, top_p, base, transform") from None
         object.__setattr__(self, "held_out_policies", tuple(self.held_out_policies))
         ids = [p.id for p in self.policies]
         if len(set(ids)) != len(ids):
@@ -104,6 +124,10 @@ class PolicyPoolConfig:
         unknown = set(self.held_out_policies) - set(ids)
         if unknown:
             raise DataError(f"held_out_policies {sorted(unknown)} are not in the pool {ids}")
+        for p in self.policies:
+            if p.kind == "rewrite" and (p.base not in ids or p.transform not in REWRITES):
+                raise DataError(f"policy {p.id}: a rewrite needs a base policy in the pool (found {p.base!r}) and a transform "
+                                f"in {sorted(REWRITES)} (found {p.transform!r})")
         if len(ids) - len(self.held_out_policies) < 2:
             raise DataError("training needs at least two policies that are not held out")
         if self.samples_per_prompt < 2:
@@ -203,15 +227,20 @@ def generate(cfg: PolicyPoolConfig) -> list[dict]:
     held = set(cfg.held_out_policies)
     rows: list[dict] = []
     table = None
-    for policy in cfg.policies:
+    done: dict[str, list[list[str]]] = {}
+    # rewrites after everything else, so their base policy's answers exist
+    for policy in sorted(cfg.policies, key=lambda p: p.kind == "rewrite"):
         rng = random.Random(f"{cfg.seed}/{policy.id}")
-        if policy.kind == "lm":
+        if policy.kind == "rewrite":
+            answers = [[REWRITES[policy.transform](t) for t in texts] for texts in done[policy.base]]
+        elif policy.kind == "lm":
             answers = _lm_answers(policy, prompts, cfg, f"policy-trajectories: {policy.id}")
         elif policy.kind == "template":
             answers = [_template_answers(p, cfg.samples_per_prompt, rng) for p in prompts]
         else:
             table = table or _bigram_table()
             answers = [_bigram_answers(p, cfg.samples_per_prompt, rng, table) for p in prompts]
+        done[policy.id] = answers
         for p, texts in zip(prompts, answers):
             for j, text in enumerate(texts):
                 rows.append({

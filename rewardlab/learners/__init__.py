@@ -10,6 +10,7 @@ from types import ModuleType
 
 LEARNERS: dict[str, str] = {
     "bradley_terry": "rewardlab.learners.bradley_terry",
+    "goal_contrastive": "rewardlab.learners.goal_contrastive",
     "polar": "rewardlab.learners.polar",
     "transition_regression": "rewardlab.learners.transition_regression",
 }

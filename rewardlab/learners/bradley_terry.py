@@ -79,17 +79,21 @@ def tokenize_pairs(pairs: list[dict], tokenizer, max_length: int, template: str 
     return Dataset.from_dict({"chosen_ids": chosen, "rejected_ids": rejected, "length": length})
 
 
-def reward_trainer(model, tokenizer, train_dataset, t: TrainConfig, output_dir, max_length: int, seed: int, callbacks=()):
+def reward_trainer(model, tokenizer, train_dataset, t: TrainConfig, output_dir, max_length: int, seed: int, callbacks=(),
+                   trainer_class=None, data_collator=None, **trainer_kwargs):
     """A TRL RewardTrainer on pre-tokenized ``chosen_ids``/``rejected_ids`` (+ ``length``) rows, from the recipe's
-    train section. Shared by every learner whose loss is -log sigma(r(chosen) - r(rejected))."""
+    train section. Shared by every learner whose loss is -log sigma(r(chosen) - r(rejected)); a learner that adds
+    a term passes its RewardTrainer subclass (``trainer_class``, built with ``trainer_kwargs``) and a collator
+    for its extra columns."""
     import torch
     from trl import RewardConfig, RewardTrainer
 
-    class _Trainer(RewardTrainer):
-        # Keep the length column through column pruning so the length-grouped sampler can read it.
+    class _Trainer(trainer_class or RewardTrainer):
+        # Keep every dataset column (length, a learner's extras) through column pruning: the length-grouped
+        # sampler and the collator read them.
         def _set_signature_columns_if_needed(self):
             if self._signature_columns is None:
-                self._signature_columns = ["chosen_ids", "rejected_ids", "margin", "length"]
+                self._signature_columns = ["margin", *train_dataset.column_names]
 
     args = RewardConfig(
         # Without use_cpu, a CPU-only torchrun launch trains one full copy per process instead of DDP (gloo).
@@ -119,7 +123,8 @@ def reward_trainer(model, tokenizer, train_dataset, t: TrainConfig, output_dir, 
         data_seed=seed,
         dataloader_num_workers=0,
     )
-    return _Trainer(model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer, callbacks=list(callbacks))
+    return _Trainer(model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer, callbacks=list(callbacks),
+                    data_collator=data_collator, **trainer_kwargs)
 
 
 def make_trainer(cfg: Config, data: PreferenceData, tokenizer, callbacks=()):

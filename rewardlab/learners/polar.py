@@ -21,13 +21,15 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab import backbones
 from rewardlab.data import DataError, TextDataConfig, load_preferences
 from rewardlab.learners.base import RecipeBase, resume_point, tracked_run
 from rewardlab.learners.bradley_terry import TrainConfig, reward_trainer
-from rewardlab.rewards.evaluate import pairwise_accuracy, score_unique
+from rewardlab.rewards.evaluate import score_unique
 from rewardlab.rewards.polar import PolarReward, add_polar_tokens, encode_triple
 
 
@@ -170,16 +172,23 @@ def check_pooling(model, tokenizer, backbone: str) -> None:
                         "token; POLAR needs a causal LM backbone (e.g. embedded:smollm2-135m-instruct)")
 
 
-def ranked_accuracy(reward: PolarReward, rows: list[dict], good: str, bad: str) -> float:
-    """How often r(prompt, reference, row[good]) > r(prompt, reference, row[bad]); ties count one half.
+def ranked_outcomes(reward: PolarReward, rows: list[dict], good: str, bad: str) -> np.ndarray:
+    """Per row, 1 if r(prompt, reference, row[good]) > r(prompt, reference, row[bad]), 0.5 on a tie, else 0.
 
-    Discrimination accuracy: good="positive", bad="negative" on triplets. Preference accuracy with references:
+    Discrimination: good="positive", bad="negative" on triplets. Preference accuracy with references:
     good="chosen", bad="rejected" on reference pairs."""
     if not rows:
-        return float("nan")
+        return np.zeros(0)
     items = [(r["prompt"], r[good], r["reference"]) for r in rows] + [(r["prompt"], r[bad], r["reference"]) for r in rows]
     scores = score_unique(reward, items)
-    return pairwise_accuracy(scores[: len(rows)], scores[len(rows) :])
+    chosen, rejected = scores[: len(rows)], scores[len(rows) :]
+    return (chosen > rejected) + 0.5 * (chosen == rejected)
+
+
+def ranked_accuracy(reward: PolarReward, rows: list[dict], good: str, bad: str) -> float:
+    """The mean of ``ranked_outcomes`` (nan without rows)."""
+    outcomes = ranked_outcomes(reward, rows, good, bad)
+    return float(outcomes.mean()) if len(outcomes) else float("nan")
 
 
 def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) -> dict:
@@ -216,9 +225,10 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
         folder = PolarReward.save(trainer.model, tokenizer, out / "reward", m.max_length, backbone=m.backbone, recipe=cfg.name,
                                   stage=cfg.stage, init_from=m.init_from)
         reward = PolarReward(trainer.model, tokenizer, m.max_length, batch_size=cfg.train.eval_batch_size)
+        held = ranked_outcomes(reward, triplets.eval_policies, "positive", "negative")
         metrics = {
             "discrimination_acc_heldout_prompts": ranked_accuracy(reward, triplets.eval_prompts, "positive", "negative"),
-            "discrimination_acc_heldout_policies": ranked_accuracy(reward, triplets.eval_policies, "positive", "negative"),
+            "discrimination_acc_heldout_policies": float(np.mean(held)) if len(held) else float("nan"),
             "preference_acc_with_reference": ranked_accuracy(reward, pref_test, "chosen", "rejected"),
             # the harder part: pairs whose reference is not the chosen answer word for word
             "preference_acc_reference_not_chosen": ranked_accuracy(
@@ -226,6 +236,9 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
             ),
             "train_rows": len(train_rows),
         }
+        for policy in sorted({r["policy_a"] for r in triplets.eval_policies}):  # which held-out policies it can tell apart
+            mine = [i for i, r in enumerate(triplets.eval_policies) if r["policy_a"] == policy]
+            metrics[f"discrimination_acc_heldout_policy_{policy}"] = float(np.mean(held[mine]))
         step = trainer.state.global_step
         run.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step=step)
         model_uri = run.log_reward_model(folder, cfg.name if cfg.tracking.register_model else None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from torch import nn
 
 from rewardlab import backbones
@@ -50,3 +52,36 @@ def build_scalar_rm(backbone: str, tokenizer, freeze_layers: int = 0, dtype: str
     model.config.pad_token_id = tokenizer.pad_token_id
     freeze_bottom(model, freeze_layers)
     return model
+
+
+def per_token_head(model) -> nn.Linear | None:
+    """The scalar head when it reads every token's final hidden state (causal-LM classifiers: ``score``), else None.
+    Encoders' heads read a pooled [CLS] vector instead, which has no per-token states to give."""
+    head = getattr(model, "score", None)
+    return head if isinstance(head, nn.Linear) else None
+
+
+@contextmanager
+def head_inputs(model):
+    """Within the block, every forward of ``model`` appends the tensor its head reads, [batch, tokens, hidden],
+    to the yielded list: the final-layer hidden states, the very ones the reward is computed from."""
+    head = per_token_head(model)
+    if head is None:
+        raise ValueError(f"{type(model).__name__}: its head does not read per-token hidden states (need a causal-LM classifier)")
+    seen: list = []
+    handle = head.register_forward_pre_hook(lambda _module, args: seen.append(args[0]))
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+def read_positions(input_ids, pad_token_id: int | None):
+    """Per row, the index of the token a causal-LM classifier reads its reward at: the last one that is not the pad
+    id, as transformers pools (with pad = EOS, as SmolLM2 has it, that is the last token before the EOS)."""
+    import torch
+
+    if pad_token_id is None:
+        return torch.full((input_ids.shape[0],), input_ids.shape[1] - 1, device=input_ids.device)
+    index = torch.arange(input_ids.shape[1], device=input_ids.device)
+    return (index * (input_ids != pad_token_id)).argmax(-1)

@@ -39,13 +39,46 @@ def encode(tokenizer, prompt: Chat, response: Chat, max_length: int, template: s
     Cutting from the left keeps the end of the response, where the reward is read. Without a chat template the
     text ends with the EOS token (SEP for encoders), as TRL's RewardTrainer does.
     """
+    ids, cut, _ = encode_span(tokenizer, prompt, response, max_length, template, with_start=False)
+    return ids, cut
+
+
+def encode_span(
+    tokenizer, prompt: Chat, response: Chat, max_length: int, template: str = "chat", with_start: bool = True
+) -> tuple[list[int], bool, int]:
+    """``encode`` plus the index of the first response token in the returned ids (0 when the prompt was cut away
+    entirely). Tokens from there to the end are the response and the end token(s) where the reward is read.
+
+    The boundary comes from the tokenizer's character offsets, so a token that straddles it counts as response.
+    """
     chat = _use_chat_template(tokenizer, template)
-    ids = tokenizer(render(tokenizer, prompt, response, template), add_special_tokens=not chat)["input_ids"]
+    text = render(tokenizer, prompt, response, template)
+    enc = tokenizer(text, add_special_tokens=not chat, return_offsets_mapping=with_start)
+    ids = enc["input_ids"]
+    start = 0
+    if with_start:
+        boundary = _response_char_start(tokenizer, prompt, response, template, text)
+        ends = [end for _, end in enc["offset_mapping"]]
+        start = next((i for i, end in enumerate(ends) if end > boundary), len(ids))
     if tokenizer.eos_token_id is not None and not chat and ids[-1:] != [tokenizer.eos_token_id]:
         ids = ids + [tokenizer.eos_token_id]
+    start = min(start, len(ids) - 1)  # an empty response still owns the end token
     if len(ids) > max_length:
-        return ids[-max_length:], True
-    return ids, False
+        return ids[-max_length:], True, max(0, start - (len(ids) - max_length))
+    return ids, False, start
+
+
+def _response_char_start(tokenizer, prompt: Chat, response: Chat, template: str, text: str) -> int:
+    """Where the response begins in the rendered ``text``."""
+    prompt_messages = chat_to_messages(prompt, "user", "prompt")
+    if _use_chat_template(tokenizer, template):
+        prefix = tokenizer.apply_chat_template(prompt_messages, tokenize=False, add_generation_prompt=True)
+        if text.startswith(prefix):
+            return len(prefix)
+        first = chat_to_messages(response, "assistant", "response")[0]["content"]
+        found = text.rfind(first) if first else -1
+        return found if found >= 0 else len(prefix)
+    return len("\n".join(m["content"] for m in prompt_messages)) + 1
 
 
 def padded_batches(seqs: list[list[int]], batch_size: int, pad_id: int | None):

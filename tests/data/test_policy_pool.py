@@ -66,3 +66,19 @@ def test_shipped_pool_has_six_or_more_policies_that_really_differ():
                 assert len(texts[a] & texts[b]) / len(texts[a]) < 0.05, (a, b)
     held = {r["policy"] for r in rows if r["policy_split"] == "held_out"}
     assert held and held < set(by_policy)
+
+
+def test_rewrite_policies_restyle_their_base_policy_and_bad_ones_are_named():
+    cfg = PolicyPoolConfig(
+        n_topics=4,
+        policies=[{"id": "bot", "kind": "template"}, {"id": "bigram", "kind": "bigram"},
+                  {"id": "bot-upper", "kind": "rewrite", "base": "bot", "transform": "upper"}],
+        held_out_policies=["bigram"],
+    )
+    rows = generate(cfg)
+    base = {(r["pid"], r["sample"]): r["trajectory"] for r in rows if r["policy"] == "bot"}
+    upper = {(r["pid"], r["sample"]): r["trajectory"] for r in rows if r["policy"] == "bot-upper"}
+    assert upper and upper == {k: v.upper() for k, v in base.items()}
+    with pytest.raises(DataError, match="bot-lower.*transform"):
+        PolicyPoolConfig(policies=[*cfg.policies, {"id": "bot-lower", "kind": "rewrite", "base": "bot", "transform": "lowest"}],
+                         held_out_policies=["bigram"])

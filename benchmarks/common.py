@@ -1,0 +1,52 @@
+"""Helpers shared by the seed-sweep benchmarks (polar.py, goal_rm.py): run a recipe in-process, keep every run in
+a throwaway SQLite MLflow store, and summarise a metric over seeds."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def isolated_store(prefix: str) -> Path:
+    """chdir into a fresh temporary folder whose SQLite file is the MLflow store for the rest of the process."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chdir(work)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work}/mlflow.db"
+    return work
+
+
+def train(recipe: str, overrides: list[str]) -> dict:
+    """Run ``recipe`` with ``overrides`` through its learner, as ``rewardlab train`` does; adds wall ``seconds``."""
+    from rewardlab import learners, recipes
+
+    config, text, _ = recipes.load(recipe, overrides)
+    start = time.perf_counter()
+    result = learners.get(config.learner).run(config, recipe_text=text)
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def mean_std(values: list[float]) -> dict:
+    return {"mean": round(statistics.mean(values), 4), "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0}
+
+
+def seed_sweep_args(doc: str, out: Path):
+    """The command line every seed-sweep benchmark takes: --seeds, --set (to every arm), --out."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--set", action="append", default=[], help="recipe override applied to every arm (repeatable)")
+    ap.add_argument("--out", default=str(out))
+    return ap.parse_args()
+
+
+def write_results(path: str, seeds: list[int], overrides: list[str], rows: list[dict], summary: dict) -> None:
+    import json
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps({"seeds": seeds, "overrides": overrides, "runs": rows, "summary": summary}, indent=2))
+    print(f"wrote {path}")

@@ -1,0 +1,304 @@
+"""Goal-conditioned contrastive reward model (Nath et al., "Learning Goal-Conditioned Representations for Language
+Reward Models", NeurIPS 2024), on TRL's RewardTrainer.
+
+Loss = Bradley-Terry on the last-token reward + beta * contrastive term on the final-layer hidden states (the
+tensor the reward head reads; no projection head, no temperature). For each pair, ``n_positions`` source positions
+are drawn uniformly inside the preferred response, each with a goal position at or after it, and as many
+positions inside the dispreferred response:
+
+    contrastive = -log mean sigma(cos(h_src, h_goal)) - log(1 - mean sigma(cos(h_src, h_dispreferred)))
+
+Positions are never drawn in the prompt or in padding. After training, the goal state is the mean last-token
+hidden state over preferred training responses (the correct samples, on math-answers); it is saved with the
+model, and the reward (rewards/goal.py) exposes per-token Q-values = cos(h_t, goal).
+
+Evaluation, next to the length baselines of every text reward: AUROC of the reward and of the Q-values against
+correctness on held-out samples, majority-vote accuracy with and without Q-filtering (and the tokens that
+filtering saves), and Q-reranking of each question's samples. ``contrastive.beta: 0`` is the Bradley-Terry
+baseline on the very same pairs, data order and initialisation (benchmarks/goal_rm.py compares the two).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from rewardlab.data import DataError, PreferenceData, TextDataConfig, load_preferences
+from rewardlab.learners.base import RecipeBase, resume_point, tracked_run
+from rewardlab.learners.bradley_terry import ModelConfig, TrainConfig, reward_trainer
+from rewardlab.rewards.evaluate import auroc, evaluate_text_reward, figures, format_report
+from rewardlab.rewards.goal import GoalTextReward, filter_vote, goal_from_states, majority, min_q, q_from_states, q_rerank
+from rewardlab.rewards.text import encode_span
+
+
+class ContrastiveConfig(BaseModel):
+    """The representation term. Defaults are the paper's."""
+
+    model_config = ConfigDict(extra="forbid")
+    beta: float = Field(0.5, ge=0)  # weight of the contrastive term; 0 = plain Bradley-Terry (the baseline)
+    n_positions: int = Field(8, ge=1)  # source positions per pair (each with one goal and one dispreferred position)
+
+
+class QEvalConfig(BaseModel):
+    """How the Q-values are used at evaluation."""
+
+    model_config = ConfigDict(extra="forbid")
+    skip_tokens: int = Field(5, ge=0)  # filtering ignores the first k response tokens (the paper skips 5)
+    threshold: float | None = None  # drop a sample whose min Q after k tokens is below this; None = fit on train
+    keep_correct: float = Field(0.9, gt=0, le=1)  # with threshold None: the threshold keeps this share of correct train samples
+
+
+class Config(RecipeBase):
+    learner: Literal["goal_contrastive"] = "goal_contrastive"
+    data: TextDataConfig = TextDataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    contrastive: ContrastiveConfig = ContrastiveConfig()
+    q_eval: QEvalConfig = QEvalConfig()
+
+
+def sample_positions(starts, ends, n: int, generator=None):
+    """``n`` positions per row drawn uniformly in [start, end), and for each a second one uniformly in
+    [position, end). Returns two LongTensors [rows, n]: (sources, goals), with start <= source <= goal < end."""
+    import torch
+
+    span = (ends - starts).clamp(min=1)[:, None]
+    source = starts[:, None] + (torch.rand(len(starts), n, generator=generator, device=starts.device) * span).long()
+    source = torch.minimum(source, (ends - 1)[:, None])
+    rest = (ends[:, None] - source).clamp(min=1)
+    goal = source + (torch.rand(len(starts), n, generator=generator, device=starts.device) * rest).long()
+    return source, torch.minimum(goal, (ends - 1)[:, None])
+
+
+def contrastive_loss(hidden, response_start, response_end, n_positions: int, generator=None):
+    """The goal-conditioned term on a TRL preference batch: rows [0, B) are preferred, [B, 2B) dispreferred.
+    Positions are drawn in [response_start, response_end) of each row. Returns (loss, mean cos+, mean cos-)."""
+    import torch
+    import torch.nn.functional as F
+
+    half = hidden.shape[0] // 2
+    ends = response_end
+    source, goal = sample_positions(response_start[:half], ends[:half], n_positions, generator)
+    negative, _ = sample_positions(response_start[half:], ends[half:], n_positions, generator)
+    rows = torch.arange(half, device=hidden.device)[:, None]
+    h_source, h_goal, h_negative = hidden[rows, source], hidden[rows, goal], hidden[rows + half, negative]
+    cos_pos = F.cosine_similarity(h_source, h_goal, dim=-1)
+    cos_neg = F.cosine_similarity(h_source, h_negative, dim=-1)
+    loss = -torch.log(torch.sigmoid(cos_pos).mean()) - torch.log1p(-torch.sigmoid(cos_neg).mean())
+    return loss, cos_pos.detach().mean(), cos_neg.detach().mean()
+
+
+def make_trainer_class():
+    """A RewardTrainer whose loss adds beta times the contrastive term (TRL's own BT loss and metrics kept)."""
+    from trl import RewardTrainer
+
+    from rewardlab.models.scalar_head import head_inputs, read_positions
+
+    class GoalContrastiveTrainer(RewardTrainer):
+        def __init__(self, *args, beta: float, n_positions: int, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.beta, self.n_positions = beta, n_positions
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            starts = inputs.pop("response_start")
+            with head_inputs(self.accelerator.unwrap_model(self.model)) as seen:
+                bt, outputs = super().compute_loss(model, inputs, return_outputs=True)
+            # responses end at the token the reward is read at (padding and a trailing pad-as-EOS excluded)
+            ends = read_positions(inputs["input_ids"], self.processing_class.pad_token_id) + 1
+            term, cos_pos, cos_neg = contrastive_loss(seen[-1], starts, ends, self.n_positions)
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["bt_loss"].append(bt.item())
+            self._metrics[mode]["contrastive_loss"].append(term.item())
+            self._metrics[mode]["cos_positive"].append(cos_pos.item())
+            self._metrics[mode]["cos_negative"].append(cos_neg.item())
+            loss = bt + self.beta * term
+            return (loss, outputs) if return_outputs else loss
+
+    return GoalContrastiveTrainer
+
+
+def make_collator(pad_token_id: int):
+    """TRL's preference collator plus ``response_start`` (preferred rows first, as input_ids are)."""
+    import torch
+    from trl.trainer.reward_trainer import DataCollatorForPreference
+
+    class Collator(DataCollatorForPreference):
+        def torch_call(self, examples):
+            out = super().torch_call(examples)
+            out["response_start"] = torch.tensor([e["chosen_start"] for e in examples] + [e["rejected_start"] for e in examples])
+            return out
+
+    return Collator(pad_token_id=pad_token_id)
+
+
+def tokenize_pairs(pairs: list[dict], tokenizer, max_length: int, template: str):
+    """TRL's chosen_ids/rejected_ids, where each response starts (chosen_start/rejected_start), and length."""
+    from datasets import Dataset
+
+    cols: dict[str, list] = {"chosen_ids": [], "rejected_ids": [], "chosen_start": [], "rejected_start": [], "length": []}
+    for p in pairs:
+        c, _, cs = encode_span(tokenizer, p["prompt"], p["chosen"], max_length, template)
+        r, _, rs = encode_span(tokenizer, p["prompt"], p["rejected"], max_length, template)
+        cols["chosen_ids"].append(c)
+        cols["rejected_ids"].append(r)
+        cols["chosen_start"].append(cs)
+        cols["rejected_start"].append(rs)
+        cols["length"].append(max(len(c), len(r)))
+    return Dataset.from_dict(cols)
+
+
+def build_model(cfg: Config, tokenizer):
+    from transformers import set_seed
+
+    from rewardlab.models.scalar_head import build_scalar_rm, per_token_head
+
+    set_seed(cfg.seed)  # the head is initialised here, before Trainer seeds anything
+    m = cfg.model
+    model = build_scalar_rm(m.backbone, tokenizer, m.freeze_layers, m.dtype, m.attn_implementation)
+    if per_token_head(model) is None:
+        raise DataError(f"model.backbone: {m.backbone} pools a [CLS] vector, so it has no per-token hidden states under its "
+                        "reward head; the goal-conditioned RM needs a causal LM backbone (e.g. embedded:smollm2-135m-instruct)")
+    return model
+
+
+def goal_responses(data: PreferenceData) -> tuple[list, list, str]:
+    """(prompts, responses, what they are): the correct training samples when the data has them, else the
+    chosen side of the training pairs."""
+    correct = [s for s in data.train_samples if s.get("correct")]
+    if correct:
+        return [s["prompt"] for s in correct], [s["response"] for s in correct], "correct train samples"
+    return [p["prompt"] for p in data.train_pairs], [p["chosen"] for p in data.train_pairs], "chosen train responses"
+
+
+def fit_goal(reward: GoalTextReward, data: PreferenceData, q: QEvalConfig) -> tuple[float, str]:
+    """Set ``reward.goal_state`` from the preferred training responses; return the filtering threshold (the
+    recipe's, or the one keeping ``keep_correct`` of those responses) and what the goal was computed from."""
+    prompts, responses, source = goal_responses(data)
+    states = reward.response_states(prompts, responses)
+    reward.goal_state = goal_from_states(states)
+    if q.threshold is not None:
+        return q.threshold, source
+    mins = [min_q(v, q.skip_tokens) for v in q_from_states(states, reward.goal_state)]
+    return float(np.quantile(mins, 1 - q.keep_correct)), source
+
+
+def q_metrics(reward: GoalTextReward, samples: list[dict], threshold: float, skip: int) -> tuple[dict[str, float], list]:
+    """AUROC of Q against correctness, majority vote with and without Q-filtering, tokens saved, and reranking
+    (by final Q, by reward) against picking a random sample, over each held-out question's samples.
+    Also returns the Q-values (for the plot)."""
+    states = reward.response_states([s["prompt"] for s in samples], [s["response"] for s in samples])
+    qs = q_from_states(states, reward.goal_state)
+    scores = reward.scores_from_states(states)
+    labels = np.asarray([bool(s["correct"]) for s in samples], dtype=int)
+    metrics = {
+        "q_auroc_last": auroc(labels, np.asarray([q[-1] for q in qs])),
+        "q_auroc_min": auroc(labels, np.asarray([min_q(q, skip) for q in qs])),
+        "q_auroc_mean": auroc(labels, np.asarray([q.mean() for q in qs])),
+        "q_threshold": threshold,
+    }
+    groups: dict = {}
+    for i, s in enumerate(samples):
+        groups.setdefault(s.get("qid", s["prompt"]), []).append(i)
+    plain = filtered = rerank_q = rerank_r = random_pick = 0.0
+    spent = total = 0
+    for idx in groups.values():
+        truth = samples[idx[0]]["answer"]
+        stated = [samples[i]["stated"] for i in idx]
+        plain += majority(stated) == truth
+        answer, used, n = filter_vote(stated, [qs[i] for i in idx], threshold, skip)
+        filtered += answer == truth
+        spent, total = spent + used, total + n
+        rerank_q += labels[idx[q_rerank([qs[i] for i in idx])]]
+        rerank_r += labels[idx[int(np.argmax([scores[i] for i in idx]))]]
+        random_pick += labels[idx].mean()
+    n_groups = len(groups)
+    metrics.update({
+        "majority_vote_acc": plain / n_groups,
+        "filtered_majority_vote_acc": filtered / n_groups,
+        "filter_tokens_saved": 1 - spent / total,
+        "rerank_q_acc": rerank_q / n_groups,
+        "rerank_reward_acc": rerank_r / n_groups,
+        "random_sample_acc": random_pick / n_groups,
+        "n_questions": float(n_groups),
+    })
+    return metrics, qs
+
+
+def q_figure(samples: list[dict], qs: list, threshold: float, limit: int = 60):
+    """Q along the response for held-out samples, correct in green and incorrect in red, with the threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for s, q in list(zip(samples, qs))[:limit]:
+        ax.plot(q, color="tab:green" if s["correct"] else "tab:red", alpha=0.5, lw=1)
+    ax.axhline(threshold, color="k", ls=":", lw=1, label=f"filter threshold {threshold:.3f}")
+    ax.set(xlabel="response token", ylabel="Q = cos(h_t, goal)", title="Q-values on held-out samples (green: correct)")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) -> dict:
+    """Train (BT + contrastive), compute and save the goal state, evaluate reward and Q-values, log, register."""
+    from rewardlab import backbones, tracking
+
+    out = cfg.out()
+    resume_id, checkpoint = resume_point(out, resume)
+    data = load_preferences(cfg.data)
+    m = cfg.model
+    tokenizer = backbones.load_tokenizer(m.backbone)
+    model = build_model(cfg, tokenizer)
+    dataset = tokenize_pairs(data.train_pairs, tokenizer, m.max_length, m.template)
+    with tracked_run(cfg, recipe_text, resume_id, {"beta": str(cfg.contrastive.beta)}) as run:
+        if not resume:
+            run.log_dataset(data.train_pairs, f"{data.name}-train-pairs", data.card.path, "training", data.source)
+            run.log_dataset(data.test_pairs, f"{data.name}-test-pairs", None, "evaluation", data.source)
+            if data.test_samples:
+                run.log_dataset(data.test_samples, f"{data.name}-test-samples", None, "evaluation", data.source)
+        trainer = reward_trainer(model, tokenizer, dataset, cfg.train, out / "checkpoints", m.max_length, cfg.seed,
+                                 [run.trainer_callback(), *callbacks], trainer_class=make_trainer_class(),
+                                 data_collator=make_collator(tokenizer.pad_token_id), beta=cfg.contrastive.beta,
+                                 n_positions=cfg.contrastive.n_positions)
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        if not tracking.is_main_process():
+            return {"run_id": None, "global_step": trainer.state.global_step}
+        reward = GoalTextReward(trainer.model, tokenizer, max_length=m.max_length, batch_size=cfg.train.eval_batch_size, template=m.template)
+        threshold, goal_source = fit_goal(reward, data, cfg.q_eval)
+        folder = GoalTextReward.save(trainer.model, tokenizer, out / "reward", m.max_length, m.template, reward.goal_state,
+                                     backbone=m.backbone, recipe=cfg.name, goal_from=goal_source, beta=cfg.contrastive.beta)
+        result = evaluate_text_reward(reward, data.test_pairs, data.test_samples)
+        metrics = dict(result.metrics)
+        figs = figures(result, trainer.state.log_history)
+        if data.test_samples and "stated" in data.test_samples[0]:
+            q_result, qs = q_metrics(reward, data.test_samples, threshold, cfg.q_eval.skip_tokens)
+            metrics.update(q_result)
+            figs["plots/q_values.png"] = q_figure(data.test_samples, qs, threshold)
+        step = trainer.state.global_step
+        run.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step=step)
+        for path, fig in figs.items():
+            run.log_figure(fig, path)
+        model_uri = run.log_reward_model(folder, cfg.name if cfg.tracking.register_model else None)
+        run.set_tags({"model_uri": model_uri})
+        (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, "model_uri": model_uri, **metrics}, indent=2))
+    print(format_report(metrics))
+    if "q_auroc_last" in metrics:
+        print(format_q_report(metrics))
+    print(run.summary(folder, model_uri), flush=True)
+    return {"run_id": run.run_id, "model_uri": model_uri, "output_dir": str(out), "metrics": metrics,
+            "log_history": trainer.state.log_history, "global_step": step}
+
+
+def format_q_report(metrics: dict[str, float]) -> str:
+    return "\n".join([
+        f"Q AUROC vs correctness: last token {metrics['q_auroc_last']:.3f}, min after skip {metrics['q_auroc_min']:.3f}, "
+        f"mean {metrics['q_auroc_mean']:.3f}",
+        f"majority vote {metrics['majority_vote_acc']:.3f} -> Q-filtered {metrics['filtered_majority_vote_acc']:.3f} "
+        f"(threshold {metrics['q_threshold']:.3f}, {100 * metrics['filter_tokens_saved']:.1f}% of tokens saved)",
+        f"pick one sample per question: by Q {metrics['rerank_q_acc']:.3f}, by reward {metrics['rerank_reward_acc']:.3f}, "
+        f"at random {metrics['random_sample_acc']:.3f}",
+    ])

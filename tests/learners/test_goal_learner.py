@@ -1,0 +1,147 @@
+"""The goal-conditioned contrastive RM: position sampling, the loss, Q-values, the goal state round trip, and the
+learner end to end on the embedded SmolLM2 (a few steps, top blocks only)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rewardlab import backbones, recipes, rewards
+from rewardlab.data import DataError
+from rewardlab.learners import goal_contrastive as goal
+from rewardlab.rewards.goal import GoalTextReward, filter_vote, majority
+from rewardlab.models.scalar_head import read_positions
+from rewardlab.rewards.text import encode_span
+
+FAST = ["model.freeze_layers=27", "train.batch_size=8", "train.logging_steps=1", "train.learning_rate=2e-4",
+        "train.max_steps=10", "data.max_train_pairs=80", "data.max_eval_pairs=40", "data.max_eval_samples=120"]
+
+
+def test_positions_lie_inside_the_response_and_goals_follow_sources():
+    starts = torch.tensor([3, 10, 0, 7])
+    ends = torch.tensor([9, 11, 5, 40])
+    g = torch.Generator().manual_seed(0)
+    source, target = goal.sample_positions(starts, ends, 200, generator=g)
+    assert (source >= starts[:, None]).all() and (source < ends[:, None]).all()
+    assert (target >= source).all() and (target < ends[:, None]).all()
+    # uniform: every position of a short response gets drawn
+    assert set(source[0].tolist()) == set(range(3, 9))
+    assert set(target[1].tolist()) == {10}
+
+
+def test_positions_never_fall_in_prompt_or_padding_of_a_real_batch():
+    tokenizer = backbones.load_tokenizer("embedded:smollm2-135m-instruct")
+    pairs = [{"prompt": "What is 7 * 8? Answer in one short sentence.", "chosen": "7 times 8 is 56.", "rejected": "It is 54, I think, or maybe 58."},
+             {"prompt": "What is 2 + 2?", "chosen": "4", "rejected": "The answer is five because two and two make five."}]
+    dataset = goal.tokenize_pairs(pairs, tokenizer, 96, "plain")
+    batch = goal.make_collator(tokenizer.pad_token_id)([dataset[i] for i in range(len(dataset))])
+    ends = read_positions(batch["input_ids"], tokenizer.pad_token_id) + 1
+    source, target = goal.sample_positions(batch["response_start"], ends, 500, generator=torch.Generator().manual_seed(1))
+    prompt_ids = {tuple(tokenizer(p["prompt"] + "\n", add_special_tokens=False)["input_ids"]) for p in pairs}
+    for row in range(4):
+        start = int(batch["response_start"][row])
+        assert tuple(batch["input_ids"][row, :start].tolist()) in prompt_ids  # everything before start is the prompt
+        assert batch["attention_mask"][row, source[row]].all() and batch["attention_mask"][row, target[row]].all()
+        assert int(source[row].min()) >= start
+        assert (batch["input_ids"][row, target[row]] != tokenizer.pad_token_id).all()  # nor on the EOS (= pad here)
+
+
+def test_contrastive_loss_rewards_aligned_preferred_states_and_separated_rejected_ones():
+    starts, ends = torch.tensor([2, 2, 2, 2]), torch.tensor([6, 6, 6, 6])
+    aligned = torch.zeros(4, 6, 3)
+    aligned[:2, :, 0] = 1.0  # preferred responses all point one way
+    aligned[2:, :, 0] = -1.0  # rejected ones the other
+    good, pos, neg = goal.contrastive_loss(aligned, starts, ends, 8)
+    bad, _, _ = goal.contrastive_loss(torch.ones(4, 6, 3), starts, ends, 8)  # everything alike
+    assert pos == pytest.approx(1.0) and neg == pytest.approx(-1.0)
+    assert good < bad
+    assert float(good) == pytest.approx(-np.log(1 / (1 + np.exp(-1))) - np.log(1 - 1 / (1 + np.exp(1))), abs=1e-5)
+
+
+def test_filter_vote_drops_low_q_samples_and_counts_saved_tokens():
+    q_ok, q_bad = np.full(10, 0.9), np.r_[np.full(6, 0.9), np.full(4, 0.1)]
+    answer, spent, total = filter_vote([3, 5, 5, 3, 3], [q_ok, q_bad, q_bad, q_ok, q_ok], threshold=0.5, skip=5)
+    assert answer == 3 and total == 50 and spent == 30 + 2 * 7  # dropped samples stop at their 7th token
+    answer, spent, total = filter_vote([5, 5, 3], [q_bad, q_bad, q_ok], threshold=0.5, skip=5)
+    assert answer == 3 and majority([5, 5, 3]) == 5
+    answer, _, _ = filter_vote([5, 5, 3], [q_bad] * 3, threshold=0.5, skip=5)  # all dropped: unfiltered vote
+    assert answer == 5
+
+
+def test_the_contrastive_term_alone_falls_when_trained_through_the_head_inputs():
+    from rewardlab.models.scalar_head import build_scalar_rm, head_inputs
+
+    tokenizer = backbones.load_tokenizer("embedded:smollm2-135m-instruct")
+    torch.manual_seed(0)
+    model = build_scalar_rm("embedded:smollm2-135m-instruct", tokenizer, freeze_layers=28)
+    pairs = [{"prompt": f"What is {a} + {b}?", "chosen": f"{a} plus {b} is {a + b}.", "rejected": f"I think it is {a + b + 3}, or so."}
+             for a, b in [(2, 3), (4, 9), (7, 1), (6, 6)]]
+    dataset = goal.tokenize_pairs(pairs, tokenizer, 64, "plain")
+    batch = goal.make_collator(tokenizer.pad_token_id)([dataset[i] for i in range(len(dataset))])
+    ends = read_positions(batch["input_ids"], tokenizer.pad_token_id) + 1
+    optim = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-4)
+    losses = []
+    for step in range(12):
+        with head_inputs(model) as seen:
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        loss, _, _ = goal.contrastive_loss(seen[-1], batch["response_start"], ends, 8, torch.Generator().manual_seed(step))
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-3:]) < losses[0] - 0.1, losses
+
+
+@pytest.fixture(scope="module")
+def trained(module_workdir):
+    config, text, _ = recipes.load("goal_rm", FAST)
+    return config, goal.run(config, recipe_text=text)
+
+
+def test_loss_falls_and_the_run_reports_q_metrics(trained):
+    _, result = trained
+    history = [h for h in result["log_history"] if "contrastive_loss" in h]
+    assert len(history) == 10
+    total = [h["loss"] for h in history]
+    assert np.mean(total[-3:]) < total[0] - 0.05, total
+    m = result["metrics"]
+    for key in ("auroc", "q_auroc_last", "majority_vote_acc", "filtered_majority_vote_acc", "filter_tokens_saved"):
+        assert 0.0 <= m[key] <= 1.0, (key, m[key])
+    assert m["n_questions"] == 20  # the 120 held-out samples capped in FAST are 20 questions x 6 samples
+
+
+def test_goal_state_is_saved_and_q_values_match_response_tokens(trained):
+    config, result = trained
+    reward = rewards.load(result["model_uri"])
+    assert isinstance(reward, GoalTextReward) and reward.goal_state.shape == (576,)
+    local = GoalTextReward.from_folder(f"{result['output_dir']}/reward")
+    assert torch.equal(local.goal_state, reward.goal_state)
+    prompts = ["What is 6 * 7? Answer in one short sentence.", "What is 9 - 4?"]
+    answers = ["6 times 7 is 42.", "The answer is five, because nine take away four leaves five."]
+    qs = reward.q_values(prompts, answers)
+    for p, a, q in zip(prompts, answers, qs):
+        ids = reward.tokenizer(p + "\n" + a, add_special_tokens=False)["input_ids"]
+        n_prompt = len(reward.tokenizer(p + "\n", add_special_tokens=False)["input_ids"])
+        assert q.shape == (len(ids) - n_prompt,)  # the response's tokens; the reward is read at the last one
+        assert np.all(np.abs(q) <= 1.0 + 1e-5)
+    # the goal is the mean last-token state of correct answers: one answer as its own goal has final Q = 1
+    reward.goal_state = reward.response_states(prompts[:1], answers[:1])[0][-1]
+    assert reward.q_values(prompts[:1], answers[:1])[0][-1] == pytest.approx(1.0, abs=1e-5)
+    # the score is the plain reward, read at the last response state: a goal RM is still a TextReward
+    scores = reward.score(prompts, answers)
+    assert len(set(scores)) == 2
+    assert reward.scores_from_states(reward.response_states(prompts, answers)) == pytest.approx(scores, abs=1e-4)
+
+
+def test_q_values_follow_truncation_from_the_left():
+    tokenizer = backbones.load_tokenizer("embedded:smollm2-135m-instruct")
+    ids, cut, start = encode_span(tokenizer, "What is 1 + 1? " * 20, "Two.", 12, "plain")
+    assert cut and len(ids) == 12 and tokenizer.decode(ids[start:]) == "Two.<|im_end|>"
+
+
+def test_an_encoder_backbone_is_refused(module_workdir):
+    config, _, _ = recipes.load("goal_rm", ["model.backbone=embedded:minilm-l6"])
+    tokenizer = backbones.load_tokenizer("embedded:minilm-l6")
+    with pytest.raises(DataError, match="causal LM"):
+        goal.build_model(config, tokenizer)
