@@ -58,6 +58,9 @@ class Config(RecipeBase):
     train: TrainConfig = TrainConfig()
     contrastive: ContrastiveConfig = ContrastiveConfig()
     q_eval: QEvalConfig = QEvalConfig()
+    # a reward trained on the same pairs (e.g. models:/quickstart-bt/latest) to evaluate beside this one on the same
+    # held-out split; loaded before training, so a wrong URI fails fast
+    baseline: str | None = None
 
 
 def sample_positions(starts, ends, n: int, generator=None):
@@ -243,6 +246,28 @@ def q_figure(samples: list[dict], qs: list, threshold: float, limit: int = 60):
     return fig
 
 
+def load_baseline(uri: str | None):
+    """The baseline reward named by the recipe's ``baseline`` key, or None; a clear error if it cannot be loaded."""
+    if uri is None:
+        return None
+    from rewardlab import rewards
+
+    try:
+        baseline = rewards.load(uri)
+    except Exception as exc:  # MLflow, a missing folder, a bad reward.json: all mean the same thing to the user
+        raise DataError(f"baseline: cannot load {uri!r} ({exc}); train it first (e.g. rewardlab train recipes/quickstart.yaml) "
+                        "or remove the key") from None
+    if rewards.modality(baseline) != "text":
+        raise DataError(f"baseline: {uri!r} is not a text reward")
+    return baseline
+
+
+def baseline_metrics(baseline, data: PreferenceData) -> dict[str, float]:
+    """The baseline's pairwise accuracy and AUROC on the same held-out pairs and samples, as ``baseline_*``."""
+    result = evaluate_text_reward(baseline, data.test_pairs, data.test_samples)
+    return {f"baseline_{k}": result.metrics[k] for k in ("pair_accuracy", "auroc") if k in result.metrics}
+
+
 def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) -> dict:
     """Train (BT + contrastive), compute and save the goal state, evaluate reward and Q-values, log, register."""
     from rewardlab import backbones, tracking
@@ -250,6 +275,7 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
     out = cfg.out()
     resume_id, checkpoint = resume_point(out, resume)
     data = load_preferences(cfg.data)
+    baseline = load_baseline(cfg.baseline)
     m = cfg.model
     tokenizer = backbones.load_tokenizer(m.backbone)
     model = build_model(cfg, tokenizer)
@@ -273,6 +299,8 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
                                      backbone=m.backbone, recipe=cfg.name, goal_from=goal_source, beta=cfg.contrastive.beta)
         result = evaluate_text_reward(reward, data.test_pairs, data.test_samples)
         metrics = dict(result.metrics)
+        if baseline is not None:
+            metrics.update(baseline_metrics(baseline, data))
         figs = figures(result, trainer.state.log_history)
         if data.test_samples and "stated" in data.test_samples[0]:
             q_result, qs = q_metrics(reward, data.test_samples, threshold, cfg.q_eval.skip_tokens)
@@ -294,7 +322,11 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
 
 
 def format_q_report(metrics: dict[str, float]) -> str:
-    return "\n".join([
+    lines = []
+    if "baseline_auroc" in metrics:
+        lines.append(f"baseline on the same split: AUROC {metrics['baseline_auroc']:.3f} (this RM {metrics['auroc']:.3f}), "
+                     f"pair accuracy {metrics['baseline_pair_accuracy']:.3f} (this RM {metrics['pair_accuracy']:.3f})")
+    return "\n".join(lines + [
         f"Q AUROC vs correctness: last token {metrics['q_auroc_last']:.3f}, min after skip {metrics['q_auroc_min']:.3f}, "
         f"mean {metrics['q_auroc_mean']:.3f}",
         f"majority vote {metrics['majority_vote_acc']:.3f} -> Q-filtered {metrics['filtered_majority_vote_acc']:.3f} "

@@ -134,6 +134,16 @@ def test_goal_state_is_saved_and_q_values_match_response_tokens(trained):
     assert reward.scores_from_states(reward.response_states(prompts, answers)) == pytest.approx(scores, abs=1e-4)
 
 
+def test_a_baseline_is_scored_on_the_same_split_and_a_bad_one_fails_before_training(trained):
+    from rewardlab.data import load_preferences
+
+    config, result = trained
+    same = goal.baseline_metrics(goal.load_baseline(result["model_uri"]), load_preferences(config.data))
+    assert same["baseline_auroc"] == pytest.approx(result["metrics"]["auroc"], abs=1e-6)  # itself as its own baseline
+    with pytest.raises(DataError, match="baseline: cannot load 'models:/no-such-rm/1'"):
+        goal.load_baseline("models:/no-such-rm/1")
+
+
 def test_q_values_follow_truncation_from_the_left():
     tokenizer = backbones.load_tokenizer("embedded:smollm2-135m-instruct")
     ids, cut, start = encode_span(tokenizer, "What is 1 + 1? " * 20, "Two.", 12, "plain")
