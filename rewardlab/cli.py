@@ -213,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
   POST /v1/score              {"prompts": [...], "responses": [...], "references": [...]?} -> {"rewards": [...], "truncated": [...]}
   POST /v1/score_transitions  {"obs": [[...]], "actions": [...], "next_obs": [[...]], "dones": [...]?} -> {"rewards": [...]}
   POST /v1/explain            same bodies -> {"explanations": [...]}; 404 for rewards that cannot explain
+  POST /v1/q_values           {"prompts", "responses"} -> {"q_values": [[...], ...]} per response token; 404 unless goal-conditioned
   POST /get_reward            OpenRLHF: {"query": [...], "prompts": [...], "labels": [...]} -> {"rewards", "scores"}
   POST /pooling               POLAR's vLLM client: {"input": ["...<|reward|>..."]} -> {"data": [{"data": [[score]]}]}
   GET  /v1/info, /health, /metrics (Prometheus), /docs (OpenAPI)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -27,3 +30,31 @@ def module_workdir(tmp_path_factory):
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path}/mlflow.db")
     yield path
     mp.undo()
+
+
+@contextmanager
+def serving(reward):
+    """The real rewardlab app for ``reward`` under uvicorn on 127.0.0.1 in a thread; yields its base URL."""
+    import uvicorn
+
+    from rewardlab.serve import ServeSettings, create_app, process
+
+    port = process.free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(reward, ServeSettings()), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 30
+        while not server.started and time.time() < deadline:
+            time.sleep(0.05)
+        assert server.started, "the test server did not start within 30 s"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def serve_reward():
+    """``with serve_reward(reward) as url:`` runs the real server for ``reward`` on 127.0.0.1 (see ``serving``)."""
+    return serving

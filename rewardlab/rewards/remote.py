@@ -32,6 +32,8 @@ class _Remote:
         self.max_length = self.info.get("max_length")
         if "explain" in self.info.get("capabilities", []):
             self.explain = self._explain
+        if "q_values" in self.info.get("capabilities", []):
+            self.q_values = self._q_values
 
     @property
     def headers(self) -> dict[str, str]:
@@ -45,6 +47,12 @@ class _Remote:
 
     def _explain(self, *args: Any) -> list[str]:
         return self._post("/v1/explain", self._body(*args))["explanations"]
+
+    def _q_values(self, prompts, responses) -> list:
+        import numpy as np
+
+        body = {"prompts": list(prompts), "responses": list(responses)}
+        return [np.asarray(q, dtype=float) for q in self._post("/v1/q_values", body)["q_values"]]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r}, kind={self.kind!r})"

@@ -38,7 +38,7 @@ from rewardlab.serve.schemas import FieldError, GetRewardRequest, PoolingRequest
 
 __all__ = ["API_KEY_ENV", "ServeSettings", "create_app"]
 disable_created_metrics()  # no *_created samples: they double the output and dashboards rarely use them
-ROUTES = ("/v1/score", "/v1/score_transitions", "/v1/explain", "/get_reward", "/pooling", "/v1/info", "/health", "/metrics")
+ROUTES = ("/v1/score", "/v1/score_transitions", "/v1/explain", "/v1/q_values", "/get_reward", "/pooling", "/v1/info", "/health", "/metrics")
 
 
 @dataclass
@@ -217,6 +217,7 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
     kind = getattr(reward, "kind", type(reward).__name__)
     mode = modality(reward)
     can_explain = callable(getattr(reward, "explain", None))
+    has_q = callable(getattr(reward, "q_values", None))
 
     def score_text(key: Hashable, payloads: list[tuple]) -> list[tuple[list[float], list[bool]]]:
         prompts = [p for pl in payloads for p in pl[0]]
@@ -311,7 +312,7 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
             "model": settings.model_uri,
             "kind": kind,
             "modality": mode,
-            "capabilities": ["score"] + (["explain"] if can_explain else []),
+            "capabilities": ["score"] + (["explain"] if can_explain else []) + (["q_values"] if has_q else []),
             "max_length": getattr(reward, "max_length", None),
             "settings": {k: v for k, v in asdict(settings).items() if k != "api_key"},
             "rewardlab_version": rewardlab.__version__,
@@ -361,6 +362,20 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
         except RewardInputError as exc:
             raise ApiError(422, str(exc)) from None
         return {"explanations": [str(t) for t in texts]}
+
+    @app.post("/v1/q_values", summary="Per-token Q-values, for goal-conditioned rewards")
+    async def q_values(req: ScoreRequest):
+        """`{"prompts": [...], "responses": [...]}` -> `{"q_values": [[...], ...]}`: one list per response, one float
+        per response token (cosine to the goal state). Rewards without a `q_values` capability answer 404."""
+        if not has_q:
+            raise ApiError(404, f"this reward ({kind}) has no Q-values; /v1/q_values needs a goal-conditioned reward "
+                           "(recipes/goal_rm.yaml)", kind="not_supported")
+        try:
+            values = await batcher.run_alone(reward.q_values, req.prompts, req.responses)
+        except RewardInputError as exc:
+            raise ApiError(422, str(exc)) from None
+        metrics.items.labels("/v1/q_values").inc(len(values))
+        return {"q_values": [[float(x) for x in q] for q in values]}
 
     @app.post("/get_reward", summary="OpenRLHF remote reward API")
     async def get_reward(req: GetRewardRequest):

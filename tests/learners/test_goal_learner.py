@@ -144,6 +144,25 @@ def test_a_baseline_is_scored_on_the_same_split_and_a_bad_one_fails_before_train
         goal.load_baseline("models:/no-such-rm/1")
 
 
+def test_the_server_serves_q_values_and_the_remote_reward_has_them(trained, serve_reward):
+    import httpx
+
+    _, result = trained
+    reward = rewards.load(result["model_uri"])
+    prompts, answers = ["What is 3 + 5?", "What is 9 * 2?"], ["3 plus 5 is 8.", "It is 20, I believe."]
+    local = reward.q_values(prompts, answers)
+    with serve_reward(reward) as url:
+        info = httpx.get(f"{url}/v1/info").json()
+        assert "q_values" in info["capabilities"]
+        served = httpx.post(f"{url}/v1/q_values", json={"prompts": prompts, "responses": answers}).json()["q_values"]
+        assert [len(q) for q in served] == [len(q) for q in local]
+        assert np.allclose(np.concatenate(served), np.concatenate(local), atol=1e-5)
+        remote = rewards.load(url)
+        assert np.allclose(remote.q_values(prompts, answers)[1], local[1], atol=1e-5)
+        bad = httpx.post(f"{url}/v1/q_values", json={"prompts": prompts, "responses": answers[:1]})
+        assert bad.status_code == 422 and "responses" in bad.json()["error"]["message"]
+
+
 def test_q_values_follow_truncation_from_the_left():
     tokenizer = backbones.load_tokenizer("embedded:smollm2-135m-instruct")
     ids, cut, start = encode_span(tokenizer, "What is 1 + 1? " * 20, "Two.", 12, "plain")

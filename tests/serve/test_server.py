@@ -21,7 +21,7 @@ from rewardlab import backbones, rewards, tracking
 from rewardlab.models.mlp import TransitionMLP
 from rewardlab.models.scalar_head import build_scalar_rm
 from rewardlab.rewards import MLPTransitionReward, RewardInputError, ScalarTextReward
-from rewardlab.serve import ServeSettings, create_app, process
+from rewardlab.serve import process
 
 PROMPTS = ["What is 12 + 7?", "What is 3 * 4?", [{"role": "user", "content": "What is 10 - 6?"}]]
 RESPONSES = ["12 + 7 = 19", "3 * 4 = 11", [{"role": "assistant", "content": "10 - 6 = 4"}]]
@@ -223,6 +223,11 @@ def test_pooling_accepts_the_polar_client_format(text_server, local_text):
     assert bad.json()["error"]["field"] == "input[1]" and "<|reward|>" in bad.json()["error"]["message"]
 
 
+def test_q_values_is_404_for_a_reward_without_them(text_server):
+    response = text_server.post("/v1/q_values", {"prompts": ["a"], "responses": ["b"]})
+    assert response.status_code == 404 and "has no Q-values" in response.json()["error"]["message"]
+
+
 def test_explain_is_404_for_a_reward_that_cannot_explain(text_server):
     response = text_server.post("/v1/explain", {"prompts": ["a"], "responses": ["b"]})
     assert response.status_code == 404
@@ -333,28 +338,16 @@ class ExplainingReward:
         return ["above average" if s > 0 else "below average" for s in self.score(obs, actions, next_obs, dones)]
 
 
-def test_explain_route_returns_a_sentence_per_transition(transition_model):
-    import uvicorn
-
+def test_explain_route_returns_a_sentence_per_transition(transition_model, serve_reward):
     reward = ExplainingReward(rewards.load(transition_model["folder"]))
-    port = process.free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(reward, ServeSettings()), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.time() + 30
-        while not server.started and time.time() < deadline:
-            time.sleep(0.05)
+    with serve_reward(reward) as url:
         obs, act, nxt, dones = transitions(6, seed=2)
         body = {"obs": obs.tolist(), "actions": act.tolist(), "next_obs": nxt.tolist()}
-        response = httpx.post(f"http://127.0.0.1:{port}/v1/explain", json=body)
+        response = httpx.post(f"{url}/v1/explain", json=body)
         assert response.status_code == 200, response.text
         scores = reward.score(obs, act, nxt, dones)
         assert response.json()["explanations"] == ["above average" if s > 0 else "below average" for s in scores]
-        bad = httpx.post(f"http://127.0.0.1:{port}/v1/explain", content=json.dumps({"obs": [[1, 2, 3]]}))
+        bad = httpx.post(f"{url}/v1/explain", content=json.dumps({"obs": [[1, 2, 3]]}))
         assert bad.status_code == 422 and "actions" in bad.json()["error"]["message"]
-        remote = rewards.load(f"http://127.0.0.1:{port}")
+        remote = rewards.load(url)
         assert remote.explain(obs, act, nxt, dones) == response.json()["explanations"]
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
