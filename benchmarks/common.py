@@ -41,7 +41,21 @@ def seed_sweep_args(doc: str, out: Path):
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--set", action="append", default=[], help="recipe override applied to every arm (repeatable)")
     ap.add_argument("--out", default=str(out))
+    ap.add_argument("--append", action="store_true",
+                    help="keep the runs already in --out for other seeds (same overrides), so a long sweep can go on later")
     return ap.parse_args()
+
+
+def previous_rows(args) -> list[dict]:
+    """With --append, the runs already recorded in --out for seeds not being run now; else none."""
+    import json
+
+    if not args.append or not Path(args.out).exists():
+        return []
+    old = json.loads(Path(args.out).read_text())
+    if old.get("overrides", []) != args.set:
+        raise SystemExit(f"--append: {args.out} was run with overrides {old.get('overrides')}, not {args.set}")
+    return [r for r in old["runs"] if r["seed"] not in args.seeds]
 
 
 def write_results(path: str, seeds: list[int], overrides: list[str], rows: list[dict], summary: dict) -> None:

@@ -11,7 +11,8 @@ BT arm reads none. Each seed changes the training seed of every arm (head init, 
 Prints accuracy per arm as mean +- std over seeds, and POLAR's held-out discrimination accuracy; writes
 benchmarks/results/polar.json. Every run lands in a temporary SQLite MLflow store.
 
-Run:  python benchmarks/polar.py --seeds 0 1 2        (~25 minutes a seed on 2 CPU cores)
+Run:  python benchmarks/polar.py --seeds 0 1 2        (~35 minutes a seed on 2 CPU cores; results are written after each seed)
+      python benchmarks/polar.py --seeds 2 --append    (adds seed 2 to the seeds already in the results file)
       python benchmarks/polar.py --seeds 0 --set train.max_steps=20      (overrides go to every arm)
 """
 
@@ -21,7 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-from common import isolated_store, mean_std, seed_sweep_args, train, write_results
+from common import isolated_store, mean_std, previous_rows, seed_sweep_args, train, write_results
 
 RESULTS = Path(__file__).parent / "results" / "polar.json"
 
@@ -29,8 +30,8 @@ RESULTS = Path(__file__).parent / "results" / "polar.json"
 def main() -> int:
     args = seed_sweep_args(__doc__, RESULTS)
 
+    rows = previous_rows(args)
     isolated_store("rewardlab-polar-bench-")
-    rows = []
     for seed in args.seeds:
         shared = [f"seed={seed}", *args.set]
         bt = train("quickstart", [*shared, f"name=bench-bt-s{seed}"])
@@ -56,7 +57,11 @@ def main() -> int:
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
+        summarize(rows, args)  # after every seed: a long sweep keeps what it finished
+    return 0
 
+
+def summarize(rows: list[dict], args) -> None:
     keys = ["bradley_terry", "polar_no_pretrain", "polar", "polar_no_pretrain_reference_not_chosen", "polar_reference_not_chosen",
             "polar_pretrain_zero_shot", "discrimination_heldout_prompts", "discrimination_heldout_policies",
             *sorted(k for k in rows[0] if k.startswith("discrimination_heldout_policy_"))]
@@ -64,8 +69,7 @@ def main() -> int:
     print(f"\nheld-out math-answers pairs, {len(rows)} seed(s): pairwise accuracy, mean +- std")
     for k in keys:
         print(f"  {k:34s} {summary[k]['mean']:.3f} +- {summary[k]['std']:.3f}")
-    write_results(args.out, args.seeds, args.set, rows, summary)
-    return 0
+    write_results(args.out, sorted(r["seed"] for r in rows), args.set, rows, summary)
 
 
 if __name__ == "__main__":
