@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,13 @@ def _card_for(cfg_card: str | None, name: str) -> Card:
     if cfg_card and Path(cfg_card).is_file():
         return parse_card(cfg_card)
     return find_card(cfg_card or name)
+
+
+def settings_key(settings, ignore: tuple[str, ...] = ()) -> str:
+    """A short hash of a builder's settings dataclass, leaving out the fields that do not change its rows:
+    the name of its cache file."""
+    fields = {k: v for k, v in asdict(settings).items() if k not in ignore}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def builder_config(cls: type, options: dict[str, Any], where: str = "data.builder"):

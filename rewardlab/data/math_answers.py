@@ -10,15 +10,13 @@ The rows for the default settings ship with the package; any other setting is ge
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from rewardlab import backbones
-from rewardlab.data.loaders import read_jsonl, write_jsonl
+from rewardlab.data.loaders import read_jsonl, settings_key, write_jsonl
 
 SHIPPED = Path(__file__).parent / "shipped" / "math_answers_samples.jsonl"
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -40,10 +38,8 @@ class MathAnswersConfig:
     max_pairs_per_question: int = 4
 
     def key(self) -> str:
-        fields = asdict(self)
-        fields.pop("batch_questions")  # batching changes speed, not (intentionally) the rows
-        fields.pop("max_pairs_per_question")  # pairs are derived from samples
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+        # batching changes speed, not (intentionally) the rows; pairs are derived from samples
+        return settings_key(self, ignore=("batch_questions", "max_pairs_per_question"))
 
 
 def make_questions(n: int, seed: int) -> list[dict]:

@@ -17,17 +17,16 @@ The rows for the default settings ship with the package; other settings are gene
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from rewardlab import backbones
 from rewardlab.data.cards import DataError
-from rewardlab.data.loaders import read_jsonl, write_jsonl
+from rewardlab.data.loaders import read_jsonl, settings_key, write_jsonl
 
 SHIPPED = Path(__file__).parent / "shipped" / "policy_trajectories.jsonl"
 
@@ -134,9 +133,7 @@ class PolicyPoolConfig:
             raise DataError("samples_per_prompt must be >= 2: a triplet needs two samples of the reference policy")
 
     def key(self) -> str:
-        fields = asdict(self)
-        fields.pop("batch_prompts")
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+        return settings_key(self, ignore=("batch_prompts",))
 
 
 def make_prompts(n_topics: int, test_fraction: float, seed: int) -> list[dict]:
