@@ -33,8 +33,9 @@ def mean_std(values: list[float]) -> dict:
     return {"mean": round(statistics.mean(values), 4), "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0}
 
 
-def seed_sweep_args(doc: str, out: Path):
-    """The command line every seed-sweep benchmark takes: --seeds, --set (to every arm), --out."""
+def seed_sweep_args(doc: str, out: Path, extra=None):
+    """The command line every seed-sweep benchmark takes: --seeds, --set (to every arm), --out; ``extra(parser)``
+    adds a benchmark's own options."""
     import argparse
 
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,18 +44,22 @@ def seed_sweep_args(doc: str, out: Path):
     ap.add_argument("--out", default=str(out))
     ap.add_argument("--append", action="store_true",
                     help="keep the runs already in --out for other seeds (same overrides), so a long sweep can go on later")
+    if extra is not None:
+        extra(ap)
     return ap.parse_args()
 
 
-def previous_rows(args) -> list[dict]:
-    """With --append, the runs already recorded in --out for seeds not being run now; else none."""
+def previous_rows(args, overrides: list[str] | None = None) -> list[dict]:
+    """With --append, the runs already recorded in --out for seeds not being run now (run with the same
+    ``overrides``, by default ``args.set``); else none."""
     import json
 
     if not args.append or not Path(args.out).exists():
         return []
     old = json.loads(Path(args.out).read_text())
-    if old.get("overrides", []) != args.set:
-        raise SystemExit(f"--append: {args.out} was run with overrides {old.get('overrides')}, not {args.set}")
+    overrides = args.set if overrides is None else overrides
+    if old.get("overrides", []) != overrides:
+        raise SystemExit(f"--append: {args.out} was run with overrides {old.get('overrides')}, not {overrides}")
     return [r for r in old["runs"] if r["seed"] not in args.seeds]
 
 

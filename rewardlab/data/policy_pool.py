@@ -273,9 +273,14 @@ class Triplets:
 
 
 def make_triplets(rows: list[dict], per_prompt: int = 4, seed: int = 0) -> Triplets:
-    """For each prompt, ``per_prompt`` draws of two different policies A and B: reference = A's first sample,
-    positive = A's second, negative = B's first. Training triplets use only training prompts and training
-    policies; held-out policies appear only in ``eval_policies``."""
+    """POLAR triplets: reference and positive are A's two samples, negative is one of B's, same prompt.
+
+    Training: ``per_prompt`` random draws of two different training policies A and B per training prompt, with a
+    random choice of which of A's samples is the reference and which of B's is the negative. Evaluation (held-out
+    prompts) enumerates every ordered pair instead of drawing, so the accuracies are not a handful of draws:
+    ``eval_prompts`` every (A, B) of training policies, ``eval_policies`` every held-out A against every other B.
+    Held-out policies appear only in ``eval_policies``. The evaluation lists are shuffled (with ``seed``), so a
+    prefix of them is a random subset."""
     rng = random.Random(seed)
     by_prompt: dict[int, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
@@ -289,23 +294,20 @@ def make_triplets(rows: list[dict], per_prompt: int = 4, seed: int = 0) -> Tripl
         train_ids = sorted(k for k, v in policies.items() if v[0]["policy_split"] == "train")
         held_ids = sorted(k for k, v in policies.items() if v[0]["policy_split"] == "held_out")
 
-        def triplet(a: str, b: str) -> dict:
+        def triplet(a: str, b: str, ref: int = 0, neg: int = 0) -> dict:
             return {
                 "pid": pid, "prompt": first["prompt"], "policy_a": a, "policy_b": b,
-                "reference": policies[a][0]["trajectory"], "positive": policies[a][1]["trajectory"],
-                "negative": policies[b][0]["trajectory"],
+                "reference": policies[a][ref]["trajectory"], "positive": policies[a][1 - ref]["trajectory"],
+                "negative": policies[b][neg]["trajectory"],
             }
 
         if first["split"] == "train":
             for _ in range(per_prompt if len(train_ids) >= 2 else 0):
                 a, b = rng.sample(train_ids, 2)
-                out.train.append(triplet(a, b))
+                out.train.append(triplet(a, b, rng.randrange(2), rng.randrange(len(policies[b]))))
         else:
-            for _ in range(per_prompt if len(train_ids) >= 2 else 0):
-                a, b = rng.sample(train_ids, 2)
-                out.eval_prompts.append(triplet(a, b))
-            for a in held_ids:
-                for _ in range(max(1, per_prompt // 2)):
-                    b = rng.choice([k for k in policies if k != a])
-                    out.eval_policies.append(triplet(a, b))
+            out.eval_prompts += [triplet(a, b) for a in train_ids for b in train_ids if a != b]
+            out.eval_policies += [triplet(a, b) for a in held_ids for b in policies if b != a]
+    rng.shuffle(out.eval_prompts)
+    rng.shuffle(out.eval_policies)
     return out

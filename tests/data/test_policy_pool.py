@@ -37,11 +37,18 @@ def test_triplets_never_put_a_held_out_policy_in_training():
         assert t["pid"] in train_pids
     assert all(t["pid"] not in train_pids for t in triplets.eval_prompts + triplets.eval_policies)
     assert all(t["policy_a"] == "bigram" and t["policy_b"] != "bigram" for t in triplets.eval_policies)
-    # reference and positive are two samples of A; the negative is B's
-    lookup = {(r["pid"], r["policy"], r["sample"]): r["trajectory"] for r in rows}
-    for t in triplets.train[:20]:
-        assert t["reference"] == lookup[(t["pid"], t["policy_a"], 0)] and t["positive"] == lookup[(t["pid"], t["policy_a"], 1)]
-        assert t["negative"] == lookup[(t["pid"], t["policy_b"], 0)]
+    # reference and positive are A's two samples (either order); the negative is one of B's
+    samples = {}
+    for r in rows:
+        samples.setdefault((r["pid"], r["policy"]), []).append(r["trajectory"])
+    for t in triplets.train:
+        assert sorted([t["reference"], t["positive"]]) == sorted(samples[(t["pid"], t["policy_a"])])
+        assert t["negative"] in samples[(t["pid"], t["policy_b"])]
+    assert len({(t["reference"] == samples[(t["pid"], t["policy_a"])][0]) for t in triplets.train}) == 2
+    # held-out prompts: every ordered pair of policies, not a few draws
+    test_pids = {r["pid"] for r in rows} - train_pids
+    assert len(triplets.eval_prompts) == len(test_pids) * 2  # template-a/b both ways
+    assert len(triplets.eval_policies) == len(test_pids) * 2  # bigram against each template
 
 
 def test_bad_pool_settings_are_reported():
