@@ -126,7 +126,22 @@ def cmd_data(args) -> int:
         cards.find_card("pendulum-random").validate_rows(rows)
         print(f"pendulum-random: {len(rows)} transitions")
         return 0
-    print(f"unknown builder '{args.name}'; builders: math-answers, policy-trajectories, pendulum-random", file=sys.stderr)
+    if args.name == "expert-demos":
+        from rewardlab.data import expert_demos
+
+        settings = loaders.builder_config(expert_demos.ExpertDemosConfig, dict(_kv(args.option)), "--option")
+        rows = expert_demos.rows_checked(expert_demos.build(settings, regenerate=args.regenerate), settings)
+        demos = expert_demos.Demos.from_rows(rows, settings.task)
+        print(f"expert-demos ({settings.task}, {settings.algo}, key {settings.key()}): {len(rows)} transitions, "
+              f"{demos.n_episodes} expert episodes ({len(demos)} transitions), {len(demos.random_returns)} random episodes; "
+              f"mean return expert {demos.expert_return:.1f}, random {demos.random_return:.1f}")
+        if args.out:
+            loaders.write_jsonl(Path(args.out) / "transitions.jsonl", rows)
+            demos.to_npz(Path(args.out) / "demos.npz")
+            print(f"written to {args.out}/transitions.jsonl and {args.out}/demos.npz (expert episodes)")
+        return 0
+    print(f"unknown builder '{args.name}'; builders: math-answers, policy-trajectories, pendulum-random, expert-demos",
+          file=sys.stderr)
     return 2
 
 
@@ -196,10 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="build a built-in dataset, or validate rows against a card")
     d.add_argument("action", choices=["build", "validate"])
-    d.add_argument("name", nargs="?", help="build: math-answers | policy-trajectories | pendulum-random")
+    d.add_argument("name", nargs="?", help="build: math-answers | policy-trajectories | pendulum-random | expert-demos")
     d.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="builder setting, e.g. --option seed=1")
     d.add_argument("--regenerate", action="store_true", help="sample again instead of using shipped or cached rows (slow)")
-    d.add_argument("--out", default=None, help="build: also write the rows as JSONL into this folder")
+    d.add_argument("--out", default=None, help="build: also write the rows as JSONL into this folder (expert-demos: also demos.npz)")
     d.add_argument("--card", default=None, help="validate: card path or dataset name")
     d.add_argument("--file", default=None, help="validate: a JSONL file to check against the card")
     d.add_argument("--config", default=None, help="validate: which config of the card (e.g. pairs)")

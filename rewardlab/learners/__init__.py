@@ -11,6 +11,7 @@ from types import ModuleType
 LEARNERS: dict[str, str] = {
     "bradley_terry": "rewardlab.learners.bradley_terry",
     "goal_contrastive": "rewardlab.learners.goal_contrastive",
+    "lipschitz_gail": "rewardlab.learners.lipschitz_gail",
     "polar": "rewardlab.learners.polar",
     "transition_regression": "rewardlab.learners.transition_regression",
 }

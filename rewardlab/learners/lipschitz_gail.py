@@ -1,0 +1,416 @@
+"""Lipschitz-regularised off-policy GAIL (Blondé et al., "Lipschitzness Is All You Need To Tame Off-policy GAIL").
+
+The agent is Stable-Baselines3's SAC or TD3, unchanged. What GAIL adds goes through SB3's extension points:
+
+* ``GAILReplayBuffer`` (a ``ReplayBuffer``) recomputes the reward of every sampled batch from the *current*
+  discriminator, r = -log(1 - sigmoid(D(s, a)) + 1e-8), optionally times the pessimistic factor kappa; the
+  environment's reward stored at collection time is never used.
+* ``GAILCallback`` updates the discriminator (BCE, expert = 1, agent = replay samples = 0, entropy bonus, and the
+  gradient penalty of ``models/discriminator.py`` at wgan / dragan / nagard points) and, when enabled, the forward
+  model of the preconditioning; it evaluates the policy on the true reward and logs everything to MLflow.
+* Terminations become absorbing states (``AbsorbingState``): one extra observation flag; a terminal transition
+  leads to the absorbing state, which loops on itself once with a zero action and then ends the episode as a time
+  limit, so the critic bootstraps through it and the discriminator prices it like any other state.
+
+The trained discriminator is saved as a ``DiscriminatorReward`` (a TransitionReward), the policy as an SB3 zip.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from rewardlab.learners.base import RecipeBase, save_run_state
+
+
+class DemosConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    builder: dict = {}  # ExpertDemosConfig settings (rewardlab/data/expert_demos.py), e.g. {task: Hopper-v5}
+    episodes: int = Field(10, ge=1)  # expert episodes used (the first n)
+
+
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    algo: Literal["sac", "td3"] = "sac"
+    total_steps: int = Field(30_000, ge=1)  # environment steps
+    learning_starts: int = Field(1_000, ge=0)
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(256, ge=1)
+    buffer_size: int = Field(1_000_000, ge=1)
+    gamma: float = Field(0.99, gt=0, le=1)
+    train_freq: int = Field(1, ge=1)
+    gradient_steps: int = Field(1, ge=1)
+    net_arch: list[int] = [256, 256]
+    torch_threads: int = Field(1, ge=1)  # small MLPs: one thread is faster than several fighting over 2 cores
+
+
+class DiscriminatorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hidden: list[int] = [100, 100]
+    inputs: Literal["sa", "ss"] = "sa"  # D(s, a) or D(s, s')
+    spectral_norm: bool = True
+    learning_rate: float = Field(3e-4, gt=0)
+    batch_size: int = Field(256, ge=1)
+    update_every: int = Field(2, ge=1)  # environment steps between discriminator updates
+    entropy_coef: float = Field(1e-3, ge=0)
+
+
+class PenaltyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    variant: Literal["wgan", "dragan", "nagard", "none"] = "wgan"
+    one_sided: bool = True
+    k: float = Field(1.0, ge=0)
+    lam: float = Field(10.0, ge=0)
+    noise_std: float = Field(0.5, ge=0)  # dragan / nagard perturbation, in standardised units
+
+
+class PreconditionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    hidden: list[int] = [100, 100]
+    learning_rate: float = Field(3e-4, gt=0)
+    target: float = Field(1.0, ge=0)  # gradient norm of the forward model that costs nothing
+    min_kappa: float = Field(0.7, ge=0, le=1)
+
+
+class EvalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    every: int = Field(2_000, ge=1)  # environment steps
+    episodes: int = Field(5, ge=1)
+    target_score: float = 0.9  # normalised score whose first crossing is reported as steps_to_target
+    stop_at_target: bool = False  # end training at that first crossing (benchmarks: steps to target, not a full budget)
+
+
+class Config(RecipeBase):
+    learner: Literal["lipschitz_gail"] = "lipschitz_gail"
+    demos: DemosConfig = DemosConfig()
+    absorbing: bool = True
+    agent: AgentConfig = AgentConfig()
+    discriminator: DiscriminatorConfig = DiscriminatorConfig()
+    penalty: PenaltyConfig = PenaltyConfig()
+    precondition: PreconditionConfig = PreconditionConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+# --- absorbing states ------------------------------------------------------------------------------------------
+
+def absorbing_obs(obs_dim: int) -> np.ndarray:
+    """The absorbing state: zeros with the flag (last entry) at 1."""
+    out = np.zeros(obs_dim + 1, np.float32)
+    out[-1] = 1.0
+    return out
+
+
+def with_flag(obs: np.ndarray) -> np.ndarray:
+    obs = np.asarray(obs, np.float32)
+    return np.concatenate([obs, np.zeros(obs.shape[:-1] + (1,), np.float32)], axis=-1)
+
+
+def absorbing_wrapper():
+    """The gymnasium wrapper class (built lazily so importing this module does not import gymnasium)."""
+    import gymnasium as gym
+
+    class AbsorbingState(gym.Wrapper):
+        """Adds a flag to observations; a termination leads to the absorbing state, one more step there ends the
+        episode as truncated (the critic bootstraps from the absorbing state instead of treating it as the end)."""
+
+        def __init__(self, env):
+            super().__init__(env)
+            low, high = env.observation_space.low, env.observation_space.high
+            self.observation_space = gym.spaces.Box(np.append(low, 0).astype(np.float32), np.append(high, 1).astype(np.float32))
+            self._absorbed, self._info = False, {}
+
+        def reset(self, **kwargs):
+            obs, info = self.env.reset(**kwargs)
+            self._absorbed = False
+            return with_flag(obs), info
+
+        def step(self, action):
+            dim = self.observation_space.shape[0] - 1
+            if self._absorbed:  # the episode ends here; the inner episode's info (Monitor's return) comes with it
+                return absorbing_obs(dim), 0.0, False, True, {**self._info, "absorbing": True}
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            if terminated:
+                self._absorbed, self._info = True, info
+                return absorbing_obs(dim), reward, False, False, {k: v for k, v in info.items() if k != "episode"}
+            return with_flag(obs), reward, False, truncated, info
+
+    return AbsorbingState
+
+
+def expert_arrays(demos, low: np.ndarray, high: np.ndarray, absorbing: bool):
+    """Expert (obs, actions rescaled to [-1, 1], next_obs) as the agent's replay buffer would hold them."""
+    obs, act, nxt = demos.obs.astype(np.float32), demos.actions.astype(np.float32), demos.next_obs.astype(np.float32)
+    act = np.clip(2 * (act.reshape(len(act), -1) - low) / (high - low) - 1, -1, 1).astype(np.float32)
+    if not absorbing:
+        return obs, act, nxt
+    term = demos.terminated.astype(bool)
+    obs, nxt = with_flag(obs), with_flag(nxt)
+    dim = demos.obs.shape[1]
+    nxt[term] = absorbing_obs(dim)
+    n_abs = int(term.sum())  # each termination adds the absorbing state's own transition, with a zero action
+    if n_abs:
+        a = np.tile(absorbing_obs(dim), (n_abs, 1))
+        obs, act, nxt = np.concatenate([obs, a]), np.concatenate([act, np.zeros((n_abs, act.shape[1]), np.float32)]), np.concatenate([nxt, a])
+    return obs, act, nxt
+
+
+# --- the GAIL pieces that plug into SB3 -----------------------------------------------------------------------
+
+class GAIL:
+    """The discriminator, its optimiser, the optional forward model, and the relabelling function."""
+
+    def __init__(self, cfg: Config, obs_dim: int, act_dim: int, expert, device: str = "cpu", seed: int = 0):
+        import torch
+
+        from rewardlab.models.discriminator import Discriminator, ForwardModel
+
+        self.cfg, self.device, self.absorbing = cfg, device, cfg.absorbing
+        d = cfg.discriminator
+        self.disc = Discriminator(obs_dim, act_dim, d.hidden, d.inputs, d.spectral_norm).to(device)
+        self.expert = [torch.as_tensor(x, device=device) for x in expert]
+        self.disc.set_normalisation(*self.expert)
+        self.disc.eval()  # eval between updates: spectral norm's power iteration runs only in the discriminator's own steps
+        self.opt = torch.optim.Adam(self.disc.parameters(), lr=d.learning_rate)
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+        self.split = obs_dim  # the wgan mix is drawn per block: state | action (or next state)
+        self.fwd = None
+        if cfg.precondition.enabled:
+            from stable_baselines3.common.running_mean_std import RunningMeanStd
+
+            self.fwd = ForwardModel(obs_dim, act_dim, cfg.precondition.hidden).to(device)
+            self.fwd_opt = torch.optim.Adam(self.fwd.parameters(), lr=cfg.precondition.learning_rate)
+            self.pen_stats = RunningMeanStd(shape=())
+        self.last_kappa = 1.0
+
+    def mask(self, obs, actions):
+        """At the absorbing state the action carries no information: zero it, as the expert's absorbing rows are."""
+        return actions * (1 - obs[:, -1:]) if self.absorbing else actions
+
+    def rewards(self, obs, actions, next_obs):
+        """The reward of a replay batch under the current discriminator (and kappa), shape (B, 1)."""
+        import torch
+
+        from rewardlab.models.discriminator import imitation_reward
+
+        actions = self.mask(obs, actions)
+        with torch.no_grad():
+            r = imitation_reward(self.disc(obs, actions, next_obs))
+        if self.fwd is not None:
+            pen = self.fwd.steepness(torch.cat([obs, actions], -1).float(), self.cfg.precondition.target).detach()
+            self.pen_stats.update(pen.cpu().numpy())
+            kappa = torch.exp(-pen / (float(np.sqrt(self.pen_stats.var)) + 1e-8)).clamp(min=self.cfg.precondition.min_kappa)
+            self.last_kappa = float(kappa.mean())
+            r = r * kappa
+        return r.unsqueeze(1)
+
+    def update(self, agent_obs, agent_actions, agent_next) -> dict:
+        """One discriminator step (and one forward-model step) on an agent batch against an expert batch."""
+        import torch
+
+        from rewardlab.models.discriminator import discriminator_loss
+
+        n = len(agent_obs)
+        idx = torch.randint(len(self.expert[0]), (n,), generator=self.gen, device=self.device)
+        e = self.disc.features(*(x[idx] for x in self.expert))
+        a = self.disc.features(agent_obs, self.mask(agent_obs, agent_actions), agent_next)
+        p = self.cfg.penalty
+        self.disc.train()
+        loss, stats = discriminator_loss(self.disc, e, a, p.variant, p.k, p.lam, p.one_sided, self.cfg.discriminator.entropy_coef,
+                                         p.noise_std, self.split, self.gen)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        self.disc.eval()
+        if self.fwd is not None:
+            pred = self.fwd(torch.cat([agent_obs, self.mask(agent_obs, agent_actions)], -1).float())
+            fwd_loss = torch.nn.functional.mse_loss(pred, agent_next.float())
+            self.fwd_opt.zero_grad()
+            fwd_loss.backward()
+            self.fwd_opt.step()
+            stats |= {"forward_mse": float(fwd_loss), "kappa": self.last_kappa}
+        return stats
+
+
+def replay_buffer_class():
+    """SB3's ReplayBuffer whose samples carry rewards from the current discriminator (lazy: SB3 import)."""
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    class GAILReplayBuffer(ReplayBuffer):
+        reward_fn = None  # GAIL.rewards, set once the agent exists
+
+        def _get_samples(self, batch_inds, env=None):
+            data = super()._get_samples(batch_inds, env)
+            if self.reward_fn is None:
+                raise RuntimeError("GAILReplayBuffer: no reward_fn set; the environment's reward must never train the agent")
+            return data._replace(rewards=self.reward_fn(data.observations, data.actions, data.next_observations))
+
+        def sample_transitions(self, batch_size: int):
+            """(obs, actions, next_obs) of a uniform batch, without relabelling: the discriminator's agent samples."""
+            data = super()._get_samples(np.random.randint(0, self.buffer_size if self.full else self.pos, size=batch_size))
+            return data.observations, data.actions, data.next_observations
+
+    return GAILReplayBuffer
+
+
+def make_env(env_id: str, absorbing: bool, seed: int):
+    import gymnasium as gym
+    from stable_baselines3.common.monitor import Monitor
+
+    env = Monitor(gym.make(env_id))  # inside the wrapper: Monitor records the true episode return and length
+    env = absorbing_wrapper()(env) if absorbing else env
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    return env
+
+
+def callback_class():
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class GAILCallback(BaseCallback):
+        """Discriminator updates every ``update_every`` steps after ``learning_starts``; evaluation on the true reward."""
+
+        def __init__(self, gail: GAIL, cfg: Config, eval_env, demos, run):
+            super().__init__()
+            self.gail, self.cfg, self.eval_env, self.demos, self.run = gail, cfg, eval_env, demos, run
+            self.stats: list[dict] = []
+            self.curve: list[dict] = []
+            self.train_seconds, self._t0 = 0.0, None
+
+        def _on_training_start(self):
+            self._t0 = time.perf_counter()
+
+        def _on_step(self) -> bool:
+            steps = self.num_timesteps
+            buffer = self.model.replay_buffer
+            if steps >= self.cfg.agent.learning_starts and steps % self.cfg.discriminator.update_every == 0 and buffer.size() > 0:
+                self.stats.append(self.gail.update(*buffer.sample_transitions(self.cfg.discriminator.batch_size)))
+            if steps % self.cfg.eval.every == 0 or steps == self.cfg.agent.total_steps:
+                self.evaluate(steps)
+                if self.cfg.eval.stop_at_target and self.curve[-1]["normalized_score"] >= self.cfg.eval.target_score:
+                    return False  # SB3 ends learn() when a callback returns False
+            return True
+
+        def evaluate(self, steps: int) -> None:
+            from stable_baselines3.common.evaluation import evaluate_policy
+
+            self.train_seconds += time.perf_counter() - self._t0
+            returns, _ = evaluate_policy(self.model, self.eval_env, self.cfg.eval.episodes, deterministic=True, return_episode_rewards=True)
+            ret = float(np.mean(returns))
+            point = {"env_steps": steps, "train_seconds": round(self.train_seconds, 2), "true_return": ret,
+                     "normalized_score": float(self.demos.normalized_score(ret))}
+            recent = self.stats[-50:]
+            for key in ("accuracy", "expert_acc", "agent_acc", "bce", "penalty", "grad_norm", "entropy", "kappa", "forward_mse"):
+                if recent and key in recent[0]:
+                    point[f"disc_{key}"] = float(np.mean([s[key] for s in recent]))
+            self.curve.append(point)
+            self.run.log_metrics({("eval/" if k in ("true_return", "normalized_score") else "train/") + k: v
+                                  for k, v in point.items() if k != "env_steps"}, step=steps)
+            print(f"step {steps:>7d}  true return {ret:9.1f}  normalised {point['normalized_score']:6.3f}  "
+                  f"D acc {point.get('disc_accuracy', float('nan')):.3f}  |grad D| {point.get('disc_grad_norm', float('nan')):.2f}", flush=True)
+            self._t0 = time.perf_counter()
+
+    return GAILCallback
+
+
+def steps_to(curve: list[dict], target: float) -> tuple[int | None, float | None]:
+    """(environment steps, training seconds) at the first evaluation whose normalised score reaches ``target``."""
+    for p in curve:
+        if p["normalized_score"] >= target:
+            return p["env_steps"], p["train_seconds"]
+    return None, None
+
+
+def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) -> dict:
+    """Train the discriminator and the agent together; log the curves, the plots and the reward; register it."""
+    import torch
+    from stable_baselines3 import SAC, TD3
+
+    from rewardlab import tracking
+    from rewardlab.data import find_card
+    from rewardlab.data.expert_demos import ExpertDemosConfig, build, load_demos
+    from rewardlab.data.loaders import builder_config
+    from rewardlab.rewards.discriminator import DiscriminatorReward
+
+    if resume:
+        raise ValueError("lipschitz_gail keeps no checkpoints to resume from; run the recipe again")
+    torch.set_num_threads(cfg.agent.torch_threads)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    demos_cfg = builder_config(ExpertDemosConfig, cfg.demos.builder, "demos.builder")
+    demos = load_demos(demos_cfg).subset(cfg.demos.episodes)
+    env = make_env(demos.env_id, cfg.absorbing, cfg.seed)
+    eval_env = make_env(demos.env_id, cfg.absorbing, cfg.seed + 10_000)
+    low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
+    expert = expert_arrays(demos, low, high, cfg.absorbing)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    gail = GAIL(cfg, obs_dim, act_dim, expert, seed=cfg.seed)
+    a = cfg.agent
+    algo = {"sac": SAC, "td3": TD3}[a.algo]
+    model = algo("MlpPolicy", env, learning_rate=a.learning_rate, buffer_size=min(a.buffer_size, a.total_steps + 10), learning_starts=a.learning_starts,
+                 batch_size=a.batch_size, gamma=a.gamma, train_freq=a.train_freq, gradient_steps=a.gradient_steps,
+                 policy_kwargs={"net_arch": list(a.net_arch)}, replay_buffer_class=replay_buffer_class(), seed=cfg.seed, device="cpu", verbose=0)
+    model.replay_buffer.reward_fn = gail.rewards
+    out = cfg.out()
+    with tracking.start_run(cfg.tracking, cfg.name, tags={"learner": cfg.learner, "env_id": demos.env_id}) as run:
+        save_run_state(out, run.run_id, run.uri)
+        run.log_params(cfg.model_dump(mode="json"))
+        if recipe_text:
+            run.log_text(recipe_text, "recipe.yaml")
+        used = sorted(set(demos.episode.tolist()))
+        rows = [r for r in build(demos_cfg) if r["policy"] == "expert" and r["episode"] in used]
+        run.log_dataset(rows, f"expert-demos-{demos.env_id}", find_card("expert-demos").path, "training", "rewardlab builder expert-demos")
+        run.log_metrics({"demos/expert_return": demos.expert_return, "demos/random_return": demos.random_return,
+                         "demos/transitions": float(len(demos.obs))}, step=0)
+        cb = callback_class()(gail, cfg, eval_env, demos, run)
+        model.learn(total_timesteps=a.total_steps, callback=[cb, *callbacks], progress_bar=True)
+        steps, seconds = steps_to(cb.curve, cfg.eval.target_score)
+        best = max(cb.curve, key=lambda p: p["true_return"])
+        metrics = {"final_return": cb.curve[-1]["true_return"], "final_normalized_score": cb.curve[-1]["normalized_score"],
+                   "best_return": best["true_return"], "best_normalized_score": best["normalized_score"],
+                   "steps_to_target": steps, "seconds_to_target": seconds, "train_seconds": cb.train_seconds,
+                   "expert_return": demos.expert_return, "random_return": demos.random_return}
+        run.log_metrics({f"eval/{k}": float(v) for k, v in metrics.items() if v is not None}, step=a.total_steps)
+        run.log_figure(curves_figure(cb.curve, demos, cfg), "plots/learning_curves.png")
+        folder = DiscriminatorReward.save(gail.disc, out / "reward", low, high, cfg.absorbing, env_id=demos.env_id, recipe=cfg.name)
+        model.save(out / "policy.zip")
+        run.log_artifact(out / "policy.zip", "policy")
+        model_uri = run.log_reward_model(folder, cfg.name if cfg.tracking.register_model else None)
+        (out / "curve.json").write_text(json.dumps(cb.curve, indent=1))
+        (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, "model_uri": model_uri, **metrics}, indent=2))
+    reached = f"{steps} steps ({seconds:.0f} s)" if steps else f"not within {a.total_steps} steps"
+    print(f"{demos.env_id}: best true return {best['true_return']:.1f} (normalised {best['normalized_score']:.3f}); "
+          f"expert {demos.expert_return:.1f}, random {demos.random_return:.1f}; normalised {cfg.eval.target_score} reached: {reached}")
+    print(run.summary(folder, model_uri), flush=True)
+    return {"run_id": run.run_id, "model_uri": model_uri, "output_dir": str(out), "metrics": metrics, "curve": cb.curve}
+
+
+def curves_figure(curve: list[dict], demos, cfg: Config):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [p["env_steps"] for p in curve]
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(14, 4))
+    a.plot(steps, [p["true_return"] for p in curve], marker="o", label=f"GAIL ({cfg.penalty.variant} penalty)")
+    a.axhline(demos.expert_return, color="g", ls="--", label="expert")
+    a.axhline(demos.random_return, color="r", ls=":", label="random")
+    a.set(xlabel="environment steps", ylabel="true return", title=demos.env_id)
+    a.legend()
+    b.plot(steps, [p.get("disc_accuracy", np.nan) for p in curve], label="accuracy")
+    b.plot(steps, [p.get("disc_expert_acc", np.nan) for p in curve], label="on expert", alpha=0.6)
+    b.plot(steps, [p.get("disc_agent_acc", np.nan) for p in curve], label="on agent", alpha=0.6)
+    b.set(xlabel="environment steps", title="discriminator", ylim=(0, 1.05))
+    b.legend()
+    c.plot(steps, [p.get("disc_grad_norm", np.nan) for p in curve], label="mean |grad D|")
+    c.plot(steps, [p.get("disc_penalty", np.nan) for p in curve], label="penalty")
+    c.axhline(cfg.penalty.k, color="k", ls=":", label="k")
+    c.set(xlabel="environment steps", title="Lipschitz penalty")
+    c.legend()
+    fig.tight_layout()
+    return fig
