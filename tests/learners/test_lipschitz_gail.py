@@ -120,3 +120,41 @@ def test_run_is_tracked_with_curves_penalty_and_plots(trained):
 def test_bad_settings_are_reported_with_the_key():
     with pytest.raises(recipes.RecipeError, match="penalty.variant"):
         recipes.load("gail_pendulum", ["penalty.variant=gp"])
+
+
+def test_pessimistic_preconditioning_scales_the_reward_by_kappa_within_its_floor():
+    config, _, _ = recipes.load("gail_pendulum", FAST + ["precondition.enabled=true", "precondition.target=0.5"])
+    plain_cfg, _, _ = recipes.load("gail_pendulum", FAST)
+    rng = np.random.default_rng(0)
+    expert = tuple(rng.normal(size=(64, d)).astype(np.float32) for d in (3, 1, 3))
+    torch.manual_seed(0)
+    pessimistic = lg.GAIL(config, 3, 1, expert)
+    torch.manual_seed(0)
+    plain = lg.GAIL(plain_cfg, 3, 1, expert)  # same discriminator weights, no forward model
+    obs, act = (torch.as_tensor(rng.normal(size=(256, d)).astype(np.float32)) for d in (3, 1))
+    nxt = 3 * torch.sin(2 * obs) + act  # dynamics steeper in some places than others
+    for _ in range(200):  # the forward model learns s' = f(s, a), and with it where the dynamics are steep
+        pessimistic.update(obs, act, nxt)
+        plain.update(obs, act, nxt)
+    scaled, base = pessimistic.rewards(obs, act, nxt), plain.rewards(obs, act, nxt)
+    kappa = (scaled / base).squeeze(1)
+    assert bool((kappa >= 0.7 - 1e-5).all()) and bool((kappa <= 1 + 1e-5).all())
+    assert float(kappa.min()) < 0.999  # steep regions are trusted less
+    assert 0.7 - 1e-5 <= pessimistic.last_kappa <= 1.0
+
+
+def test_state_only_discriminator_reward_sends_terminal_transitions_to_the_absorbing_state(tmp_path):
+    from rewardlab.models.discriminator import Discriminator
+    from rewardlab.rewards.discriminator import DiscriminatorReward
+
+    torch.manual_seed(0)
+    net = Discriminator(5, 1, (16,), inputs="ss")  # D(s, s') with the absorbing flag: 4 observation dims + 1
+    reward = rewards.load(str(DiscriminatorReward.save(net, tmp_path / "r", [-3.0], [3.0], absorbing=True)))
+    obs, act, nxt = np.ones((2, 4), np.float32), np.zeros((2, 1), np.float32), np.full((2, 4), 2.0, np.float32)
+    _, _, seen = reward.inputs(obs, act, nxt, np.array([0.0, 1.0]))
+    np.testing.assert_array_equal(seen[0], [2, 2, 2, 2, 0])
+    np.testing.assert_array_equal(seen[1], lg.absorbing_obs(4))
+    scores = reward.score(obs, act, nxt, np.array([0.0, 1.0]))
+    assert scores.shape == (2,) and scores[0] != scores[1] and np.all(scores > 0)
+    with pytest.raises(rewards.RewardInputError, match=r"expected shapes \(N, 4\)"):
+        reward.score(np.ones((2, 3)), act, np.ones((2, 3)), np.zeros(2))
