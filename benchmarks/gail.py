@@ -3,7 +3,9 @@
 Arms, each with the same environment-step budget and the same expert episodes:
 
   rewardlab             recipes/gail_pendulum.yaml (SAC, wgan one-sided penalty), stopped at the target score
-  rewardlab_no_penalty  the same with penalty.variant=none (the paper's ablation)
+  rewardlab_no_penalty  the same with penalty.variant=none (the paper's ablation; spectral norm stays on)
+  rewardlab_no_lipschitz  penalty.variant=none and discriminator.spectral_norm=false: nothing keeps D Lipschitz
+                          (not in the default --arms)
   imitation             imitation's GAIL (PPO generator), benchmarks/gail_peer_imitation.py in its own virtualenv
 
 For each arm and seed: environment steps and training wall time until the normalised score
@@ -74,9 +76,9 @@ def main() -> int:
     ap.add_argument("--eval-every", type=int, default=1_000, help="rewardlab arms: steps between evaluations")
     ap.add_argument("--peer-eval-every", type=int, default=5_000, help="imitation: steps between evaluations (a multiple of its 2,500-step GAIL round)")
     ap.add_argument("--eval-episodes", type=int, default=5)
-    ap.add_argument("--ablation-budget", type=int, default=None, help="a smaller budget for rewardlab_no_penalty (default: --budget)")
+    ap.add_argument("--ablation-budget", type=int, default=None, help="a smaller budget for the ablation arms (default: --budget)")
     ap.add_argument("--arms", nargs="+", default=["rewardlab", "rewardlab_no_penalty", "imitation"],
-                    choices=["rewardlab", "rewardlab_no_penalty", "imitation"])
+                    choices=["rewardlab", "rewardlab_no_penalty", "rewardlab_no_lipschitz", "imitation"])
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
 
@@ -93,8 +95,10 @@ def main() -> int:
             if arm == "imitation":
                 res = run_imitation(seed, args.budget, args, demos_npz)
             else:
-                budget = (args.ablation_budget or args.budget) if arm == "rewardlab_no_penalty" else args.budget
-                res = run_rewardlab(seed, budget, args, ["penalty.variant=none"] if arm == "rewardlab_no_penalty" else [])
+                budget = (args.ablation_budget or args.budget) if arm != "rewardlab" else args.budget
+                extra = {"rewardlab": [], "rewardlab_no_penalty": ["penalty.variant=none"],
+                         "rewardlab_no_lipschitz": ["penalty.variant=none", "discriminator.spectral_norm=false"]}[arm]
+                res = run_rewardlab(seed, budget, args, extra)
             row = {"arm": arm, "seed": seed, **first_reach(res["curve"], score), "wall_seconds": res["wall"], "curve": res["curve"]}
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
