@@ -46,7 +46,9 @@ def seed_sweep_args(doc: str, out: Path, extra=None):
                     help="keep the runs already in --out for other seeds (same overrides), so a long sweep can go on later")
     if extra is not None:
         extra(ap)
-    return ap.parse_args()
+    args = ap.parse_args()
+    args.out = str(Path(args.out).resolve())  # before isolated_store changes the working directory
+    return args
 
 
 def previous_rows(args, overrides: list[str] | None = None) -> list[dict]:

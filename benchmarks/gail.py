@@ -2,10 +2,10 @@
 
 Arms, each with the same environment-step budget and the same expert episodes:
 
-  rewardlab             recipes/gail_pendulum.yaml (SAC, wgan one-sided penalty), stopped at the target score
-  rewardlab_no_penalty  the same with penalty.variant=none (the paper's ablation; spectral norm stays on)
-  rewardlab_no_lipschitz  penalty.variant=none and discriminator.spectral_norm=false: nothing keeps D Lipschitz
-                          (not in the default --arms)
+  rewardlab                 recipes/gail_pendulum.yaml (SAC, wgan one-sided penalty), stopped at the target score
+  rewardlab_no_penalty      the same with penalty.variant=none: nothing keeps D Lipschitz (the paper's ablation)
+  rewardlab_spectral_norm   penalty.variant=none, discriminator.spectral_norm=true: Lipschitz by construction
+                            (not in the default --arms)
   imitation             imitation's GAIL (PPO generator), benchmarks/gail_peer_imitation.py in its own virtualenv
 
 For each arm and seed: environment steps and training wall time until the normalised score
@@ -78,9 +78,10 @@ def main() -> int:
     ap.add_argument("--eval-episodes", type=int, default=5)
     ap.add_argument("--ablation-budget", type=int, default=None, help="a smaller budget for the ablation arms (default: --budget)")
     ap.add_argument("--arms", nargs="+", default=["rewardlab", "rewardlab_no_penalty", "imitation"],
-                    choices=["rewardlab", "rewardlab_no_penalty", "rewardlab_no_lipschitz", "imitation"])
+                    choices=["rewardlab", "rewardlab_no_penalty", "rewardlab_spectral_norm", "imitation"])
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
+    args.out = str(Path(args.out).resolve())  # before isolated_store changes the working directory
 
     from rewardlab.data.expert_demos import ExpertDemosConfig, load_demos
 
@@ -97,7 +98,7 @@ def main() -> int:
             else:
                 budget = (args.ablation_budget or args.budget) if arm != "rewardlab" else args.budget
                 extra = {"rewardlab": [], "rewardlab_no_penalty": ["penalty.variant=none"],
-                         "rewardlab_no_lipschitz": ["penalty.variant=none", "discriminator.spectral_norm=false"]}[arm]
+                         "rewardlab_spectral_norm": ["penalty.variant=none", "discriminator.spectral_norm=true"]}[arm]
                 res = run_rewardlab(seed, budget, args, extra)
             row = {"arm": arm, "seed": seed, **first_reach(res["curve"], score), "wall_seconds": res["wall"], "curve": res["curve"]}
             rows.append(row)

@@ -52,7 +52,7 @@ class DiscriminatorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     hidden: list[int] = [100, 100]
     inputs: Literal["sa", "ss"] = "sa"  # D(s, a) or D(s, s')
-    spectral_norm: bool = True
+    spectral_norm: bool = False  # every layer 1-Lipschitz; then a one-sided k = 1 penalty never binds
     learning_rate: float = Field(3e-4, gt=0)
     batch_size: int = Field(256, ge=1)
     update_every: int = Field(2, ge=1)  # environment steps between discriminator updates
