@@ -140,8 +140,28 @@ def cmd_data(args) -> int:
             demos.to_npz(Path(args.out) / "demos.npz")
             print(f"written to {args.out}/transitions.jsonl and {args.out}/demos.npz (expert episodes)")
         return 0
-    print(f"unknown builder '{args.name}'; builders: math-answers, policy-trajectories, pendulum-random, expert-demos",
-          file=sys.stderr)
+    if args.name == "s2e-explanations":
+        from collections import Counter
+
+        from rewardlab.data import s2e_dataset
+
+        settings = loaders.builder_config(s2e_dataset.S2EDatasetConfig, dict(_kv(args.option)), "--option")
+        rows = s2e_dataset.build(settings)
+        cards.find_card("s2e-explanations").validate_rows(rows)
+        splits = Counter(r["split"] for r in rows)
+        episodes = {split: len({r["episode"] for r in rows if r["split"] == split}) for split in splits}
+        print(f"s2e-explanations ({settings.domain}): {len(rows)} rows from {settings.episodes} episodes; "
+              + ", ".join(f"{split} {splits[split]} rows ({episodes[split]} episodes)" for split in ("train", "test")
+                          if split in splits))
+        print("most common explanations:")
+        for text, count in Counter(r["explanation"] for r in rows).most_common(5):
+            print(f"  {count:6d}  {text}")
+        if args.out:
+            loaders.write_jsonl(Path(args.out) / "rows.jsonl", rows)
+            print(f"written to {args.out}/rows.jsonl")
+        return 0
+    print(f"unknown builder '{args.name}'; builders: math-answers, policy-trajectories, pendulum-random, expert-demos, "
+          "s2e-explanations", file=sys.stderr)
     return 2
 
 
@@ -211,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="build a built-in dataset, or validate rows against a card")
     d.add_argument("action", choices=["build", "validate"])
-    d.add_argument("name", nargs="?", help="build: math-answers | policy-trajectories | pendulum-random | expert-demos")
+    d.add_argument("name", nargs="?", help="build: math-answers | policy-trajectories | pendulum-random | expert-demos | s2e-explanations")
     d.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="builder setting, e.g. --option seed=1")
     d.add_argument("--regenerate", action="store_true", help="sample again instead of using shipped or cached rows (slow)")
     d.add_argument("--out", default=None, help="build: also write the rows as JSONL into this folder (expert-demos: also demos.npz)")
