@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class PendulumRandomConfig:
@@ -17,7 +19,6 @@ class PendulumRandomConfig:
 
 def build(cfg: PendulumRandomConfig = PendulumRandomConfig()) -> list[dict]:
     import gymnasium as gym
-    import numpy as np
 
     env = gym.make("Pendulum-v1")
     env.action_space.seed(cfg.seed)
@@ -43,3 +44,31 @@ def build(cfg: PendulumRandomConfig = PendulumRandomConfig()) -> list[dict]:
             obs = next_obs
     env.close()
     return rows
+
+
+# --- conventions shared by the GAIL learner and its reward (numpy only) ---------------------------------------
+
+def scale_actions(actions, low, high) -> np.ndarray:
+    """Actions rescaled from the box [low, high] to [-1, 1], as Stable-Baselines3 stores them in its buffers."""
+    actions = np.asarray(actions, np.float32)
+    return np.clip(2 * (actions.reshape(len(actions), -1) - low) / (high - low) - 1, -1, 1).astype(np.float32)
+
+
+def absorbing_obs(obs_dim: int) -> np.ndarray:
+    """The absorbing state of an ``obs_dim`` observation: zeros with the flag (an extra last entry) at 1."""
+    out = np.zeros(obs_dim + 1, np.float32)
+    out[-1] = 1.0
+    return out
+
+
+def with_flag(obs) -> np.ndarray:
+    """Observations with the absorbing flag appended, at 0 (not absorbing)."""
+    obs = np.asarray(obs, np.float32)
+    return np.concatenate([obs, np.zeros(obs.shape[:-1] + (1,), np.float32)], axis=-1)
+
+
+def to_absorbing(obs, next_obs, terminated) -> tuple[np.ndarray, np.ndarray]:
+    """(obs, next_obs) with the flag appended; a terminated transition leads to the absorbing state."""
+    obs, next_obs = with_flag(obs), with_flag(next_obs)
+    next_obs[np.asarray(terminated).reshape(-1).astype(bool)] = absorbing_obs(obs.shape[-1] - 1)
+    return obs, next_obs

@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from rewardlab.data.transitions import absorbing_obs, scale_actions, to_absorbing, with_flag
 from rewardlab.learners.base import RecipeBase, save_run_state
 
 
@@ -98,18 +99,6 @@ class Config(RecipeBase):
 
 # --- absorbing states ------------------------------------------------------------------------------------------
 
-def absorbing_obs(obs_dim: int) -> np.ndarray:
-    """The absorbing state: zeros with the flag (last entry) at 1."""
-    out = np.zeros(obs_dim + 1, np.float32)
-    out[-1] = 1.0
-    return out
-
-
-def with_flag(obs: np.ndarray) -> np.ndarray:
-    obs = np.asarray(obs, np.float32)
-    return np.concatenate([obs, np.zeros(obs.shape[:-1] + (1,), np.float32)], axis=-1)
-
-
 def absorbing_wrapper():
     """The gymnasium wrapper class (built lazily so importing this module does not import gymnasium)."""
     import gymnasium as gym
@@ -144,14 +133,12 @@ def absorbing_wrapper():
 
 def expert_arrays(demos, low: np.ndarray, high: np.ndarray, absorbing: bool):
     """Expert (obs, actions rescaled to [-1, 1], next_obs) as the agent's replay buffer would hold them."""
-    obs, act, nxt = demos.obs.astype(np.float32), demos.actions.astype(np.float32), demos.next_obs.astype(np.float32)
-    act = np.clip(2 * (act.reshape(len(act), -1) - low) / (high - low) - 1, -1, 1).astype(np.float32)
+    obs, act, nxt = demos.obs.astype(np.float32), scale_actions(demos.actions, low, high), demos.next_obs.astype(np.float32)
     if not absorbing:
         return obs, act, nxt
     term = demos.terminated.astype(bool)
-    obs, nxt = with_flag(obs), with_flag(nxt)
+    obs, nxt = to_absorbing(obs, nxt, term)
     dim = demos.obs.shape[1]
-    nxt[term] = absorbing_obs(dim)
     n_abs = int(term.sum())  # each termination adds the absorbing state's own transition, with a zero action
     if n_abs:
         a = np.tile(absorbing_obs(dim), (n_abs, 1))

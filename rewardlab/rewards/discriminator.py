@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardlab.data.transitions import scale_actions, to_absorbing
 from rewardlab.models.discriminator import Discriminator, imitation_reward
 from rewardlab.rewards.base import RewardInputError, check_transition_batch
 from rewardlab.rewards.registry import read_reward_json, register, write_reward_json
@@ -56,13 +57,9 @@ class DiscriminatorReward:
         if obs.shape[1:] != (self.obs_dim,) or actions.shape[1] != self.net.act_dim:
             raise RewardInputError(f"obs/actions: expected shapes (N, {self.obs_dim}) and (N, {self.net.act_dim}), "
                                    f"found {obs.shape} and {actions.shape}")
-        actions = np.clip(2 * (actions - self.low) / (self.high - self.low) - 1, -1, 1)
+        actions = scale_actions(actions, self.low, self.high)
         if self.absorbing:
-            obs = np.concatenate([obs, np.zeros((len(obs), 1), np.float32)], axis=1)
-            terminal = dones.reshape(-1) > 0.5
-            next_obs = np.concatenate([next_obs, np.zeros((len(obs), 1), np.float32)], axis=1)
-            next_obs[terminal] = 0.0
-            next_obs[terminal, -1] = 1.0
+            obs, next_obs = to_absorbing(obs, next_obs, dones.reshape(-1) > 0.5)
         return obs, actions, next_obs
 
     def logits(self, obs, actions, next_obs, dones) -> np.ndarray:
