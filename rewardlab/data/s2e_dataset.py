@@ -71,16 +71,17 @@ def episode_plan(cfg: S2EDatasetConfig) -> list[tuple[str, str]]:
     return [("reasonable" if e in reasonable else "random", "test" if e in test else "train") for e in range(n)]
 
 
-def reasonable_column(board: np.ndarray, rng: np.random.Generator) -> int:
-    """The reasonable Connect 4 policy for the mover (player 1) on ``board``: win, else block, else an open three
-    or the centre, else a random legal column."""
+def reasonable_column(board: np.ndarray, rng: np.random.Generator, prefer: tuple[str, ...] = ("three_in_row", "center")) -> int:
+    """The reasonable Connect 4 policy for the mover (player 1) on ``board``: win, else block, else a move with one
+    of the ``prefer`` concepts (an open three or the centre), else a random legal column. ``prefer=()`` is the
+    one-step-lookahead opponent of the S2E experiments (win, else block, else random)."""
     legal = legal_columns(board)
     concepts = {col: set(connect4_concepts(board, col)) for col in legal}
     for wanted in ("win", "block_win"):
         cols = [c for c in legal if wanted in concepts[c]]
         if cols:
             return int(rng.choice(cols))
-    cols = [c for c in legal if concepts[c] & {"three_in_row", "center"}]
+    cols = [c for c in legal if concepts[c] & set(prefer)]
     return int(rng.choice(cols or legal))
 
 

@@ -13,6 +13,7 @@ LEARNERS: dict[str, str] = {
     "goal_contrastive": "rewardlab.learners.goal_contrastive",
     "lipschitz_gail": "rewardlab.learners.lipschitz_gail",
     "polar": "rewardlab.learners.polar",
+    "s2e": "rewardlab.learners.s2e",
     "transition_regression": "rewardlab.learners.transition_regression",
 }
 

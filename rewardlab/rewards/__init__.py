@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rewardlab.rewards.base import Chat, RewardInputError, TextReward, TransitionReward, modality
 from rewardlab.rewards.registry import REWARD_JSON, class_for, kinds, read_reward_json, register, write_reward_json
+from rewardlab.rewards.concept import ConceptShapingReward
 from rewardlab.rewards.discriminator import DiscriminatorReward
 from rewardlab.rewards.goal import GoalTextReward
 from rewardlab.rewards.polar import PolarReward
@@ -17,6 +18,7 @@ from rewardlab.rewards.transition import MLPTransitionReward
 
 __all__ = [
     "Chat",
+    "ConceptShapingReward",
     "DiscriminatorReward",
     "GoalTextReward",
     "MLPTransitionReward",
