@@ -16,6 +16,7 @@ EPILOG = """examples:
   rewardlab data validate --card math-answers --file my_pairs.jsonl --config pairs
   rewardlab serve models:/quickstart-bt@champion --port 8000
   REWARDLAB_API_KEY=secret rewardlab serve ./outputs/quickstart/reward --host 0.0.0.0
+  rewardlab explain rules:connect4 --board "......./......./......./......./......./ooo.xx." --column 3
   rewardlab ui                                 # MLflow UI on sqlite:///mlflow.db, 127.0.0.1:5000
 """
 
@@ -36,6 +37,64 @@ def cmd_train(args) -> int:
     config, text, path = recipes.load(args.recipe, args.set)
     print(f"recipe {path} -> learner {config.learner}, output {config.out()}", flush=True)
     learners.get(config.learner).run(config, recipe_text=text, resume=args.resume)
+    return 0
+
+
+def _explain_inputs(args) -> tuple:
+    """(obs, actions, next_obs) from --file, --board/--column or --obs/--action/--next-obs."""
+    import numpy as np
+
+    from rewardlab.data.cards import DataError
+    from rewardlab.data.loaders import read_jsonl
+
+    if args.board is not None:
+        from rewardlab.data.concepts import parse_board
+
+        if args.column is None:
+            raise DataError("--board needs --column (the column played, 0-6)")
+        try:
+            board = parse_board(args.board).reshape(1, -1)
+        except ValueError as exc:
+            raise DataError(f"--board: {exc}") from None
+        return board, np.array([args.column]), board
+    if args.file is not None:
+        rows = read_jsonl(args.file) if str(args.file).endswith(".jsonl") else json.loads(Path(args.file).read_text())
+        rows = rows if isinstance(rows, list) else [rows]
+        columns = {"obs": ("obs", "state"), "action": ("action", "actions"), "next_obs": ("next_obs", "next_state")}
+        out = {k: [] for k in columns}
+        for number, row in enumerate(rows, start=1):
+            for key, names in columns.items():
+                value = next((row[n] for n in names if n in row), None)
+                if value is None and key != "next_obs":
+                    raise DataError(f"{args.file}: row {number}: needs '{names[0]}' (or '{names[1]}')")
+                out[key].append(value if value is not None else out["obs"][-1])
+        return np.asarray(out["obs"], float), np.asarray(out["action"], float).reshape(len(rows), -1), np.asarray(out["next_obs"], float)
+    if args.obs is None or args.action is None:
+        raise DataError("give the transitions: --file ROWS.jsonl, --board B --column C (Connect 4), or --obs/--action/--next-obs")
+    obs = np.asarray(json.loads(args.obs), float).reshape(1, -1)
+    nxt = np.asarray(json.loads(args.next_obs), float).reshape(1, -1) if args.next_obs else obs
+    return obs, np.asarray(json.loads(args.action), float).reshape(1, -1), nxt
+
+
+def cmd_explain(args) -> int:
+    from rewardlab import rewards
+
+    if args.model.startswith("rules:"):
+        reward = rewards.ConceptShapingReward.rules(args.model.split(":", 1)[1])
+    else:
+        reward = rewards.load(args.model)
+    if not callable(getattr(reward, "explain", None)):
+        print(f"error: {args.model}: this reward ({getattr(reward, 'kind', type(reward).__name__)}) cannot explain; "
+              "S2E rewards (recipes/s2e_*.yaml) can", file=sys.stderr)
+        return 2
+    obs, actions, next_obs = _explain_inputs(args)
+    import numpy as np
+
+    dones = np.zeros(len(obs))
+    texts = reward.explain(obs, actions, next_obs, dones)
+    scores = np.asarray(reward.score(obs, actions, next_obs, dones)).reshape(-1).tolist()
+    for i, (text, score) in enumerate(zip(texts, scores)):
+        print(json.dumps({"index": i, "explanation": text, "shaping_reward": round(float(score), 6)}) if args.json else text)
     return 0
 
 
@@ -272,6 +331,30 @@ clients:
     s.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds to let in-flight requests finish on shutdown")
     s.add_argument("--no-access-log", action="store_true", help="do not log one line per request")
     s.set_defaults(func=cmd_serve)
+
+    x = sub.add_parser(
+        "explain", help="explain transitions in words (S2E rewards)", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Print the explanation of each transition: the concept sentences that an S2E reward predicts (or, with "
+        "rules:connect4 / rules:lunarlander, that the rule-based extractors find).",
+        epilog="""inputs (one of):
+  --file ROWS.jsonl           rows with obs (or state), action, next_obs (or next_state): s2e-explanations rows work as they are
+  --board B --column C        Connect 4: six rows top first, '/' between rows; . empty, x the player to move, o the opponent
+  --obs JSON --action A --next-obs JSON   one transition (Lunar Lander: 8 numbers each, action 0-3)
+examples:
+  rewardlab explain runs/s2e-connect4/reward --board "......./......./......./......./xx...../xx.ooo." --column 6
+  rewardlab explain rules:connect4 --board "......./......./......./......./......./ooo.xx." --column 3
+  rewardlab explain models:/s2e-lunarlander/1 --file transitions.jsonl --json
+  rewardlab explain http://127.0.0.1:8000 --file transitions.jsonl""",
+    )
+    x.add_argument("model", help="a reward folder, MLflow URI, http://host:port of `rewardlab serve`, or rules:connect4 | rules:lunarlander")
+    x.add_argument("--file", default=None, help="a JSONL (or JSON list) of transitions")
+    x.add_argument("--board", default=None, help="Connect 4 board before the move, from the mover's side")
+    x.add_argument("--column", type=int, default=None, help="Connect 4 column played (0-6)")
+    x.add_argument("--obs", default=None, help="one observation as a JSON list")
+    x.add_argument("--action", default=None, help="its action (JSON)")
+    x.add_argument("--next-obs", default=None, help="the next observation as a JSON list")
+    x.add_argument("--json", action="store_true", help="print JSON lines with the explanation and the shaping reward")
+    x.set_defaults(func=cmd_explain)
 
     u = sub.add_parser("ui", help="open the MLflow UI on the same store (127.0.0.1 by default)")
     u.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")

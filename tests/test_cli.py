@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import urllib.request
 
@@ -56,3 +57,27 @@ def test_help_explains_commands_and_overrides(capsys):
     for needle in ("/v1/score", "/get_reward", "--remote_rm_url", "server_type=\"vllm\"", "--api-key", "REWARDLAB_API_KEY",
                    "--max-batch-size", "--max-body-mb", "127.0.0.1"):
         assert needle in out, needle
+
+
+def test_explain_prints_the_concept_sentences_of_a_move(capsys, tmp_path):
+    board = "......./......./......./......./......./ooo.xx."
+    assert cli.main(["explain", "rules:connect4", "--board", board, "--column", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "blocks the opponent" in text and "three in a row" in text and "centre column" in text
+    rows = tmp_path / "moves.jsonl"
+    rows.write_text('{"state": [0.1, 1.0, 0.0, -0.5, 0.1, 0, 0, 0], "action": [2], "next_state": [0.09, 0.98, 0.0, -0.45, 0.05, 0, 0, 0]}\n')
+    assert cli.main(["explain", "rules:lunarlander", "--file", str(rows), "--json"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["explanation"].startswith("The lander fires its main engine.") and line["shaping_reward"] > 0
+
+
+def test_explain_rejects_bad_boards_and_rewards_that_cannot_explain(capsys, tmp_path):
+    assert cli.main(["explain", "rules:connect4", "--board", "x......", "--column", "3"]) == 2
+    assert "expected 6 rows of 7 cells" in capsys.readouterr().err
+    assert cli.main(["explain", "rules:connect4", "--board", "......./......./......./......./......x/ooo.xx.", "--column", "3"]) == 2
+    assert "floats above an empty cell" in capsys.readouterr().err
+    assert cli.main(["explain", "rules:connect4"]) == 2
+    assert "--file" in capsys.readouterr().err
+    (tmp_path / "bad.jsonl").write_text('{"state": [0, 0, 0, 0, 0, 0, 0, 0]}\n')
+    assert cli.main(["explain", "rules:lunarlander", "--file", str(tmp_path / "bad.jsonl")]) == 2
+    assert "row 1: needs 'action'" in capsys.readouterr().err

@@ -107,6 +107,28 @@ def board_from_pettingzoo(observation: Mapping | np.ndarray) -> np.ndarray:
     return board
 
 
+_BOARD_CELLS = {".": EMPTY, "0": EMPTY, "x": ME, "1": ME, "o": OPPONENT, "2": OPPONENT}
+
+
+def parse_board(text: str) -> np.ndarray:
+    """A Connect 4 board typed by a person -> int8 (6, 7): six rows of seven cells, top row first, rows separated by
+    ``/``, newlines or spaces (or 42 cells in one run); ``.`` or ``0`` empty, ``x`` or ``1`` the player to move,
+    ``o`` or ``2`` the opponent. Example: ``......./......./......./......./......./...xo..`` has one piece of each
+    player in the bottom row."""
+    cells = [ch for ch in str(text).lower() if not ch.isspace() and ch not in "/|,"]
+    if len(cells) != ROWS * COLS:
+        raise ValueError(f"Connect 4 board: expected {ROWS} rows of {COLS} cells ({ROWS * COLS} in all), found {len(cells)} cells in {text!r}")
+    bad = sorted({ch for ch in cells if ch not in _BOARD_CELLS})
+    if bad:
+        raise ValueError(f"Connect 4 board: unknown cell characters {bad}; use . (empty), x (to move), o (opponent)")
+    board = np.array([_BOARD_CELLS[ch] for ch in cells], dtype=np.int8).reshape(ROWS, COLS)
+    floating = [(r, c) for r in range(ROWS - 1) for c in range(COLS) if board[r, c] != EMPTY and board[r + 1, c] == EMPTY]
+    if floating:
+        r, c = floating[0]
+        raise ValueError(f"Connect 4 board: the piece at row {r}, column {c} floats above an empty cell (row 0 is the top)")
+    return board
+
+
 def legal_columns(board: np.ndarray) -> list[int]:
     """The columns that still have an empty cell (their top cell, row 0, is empty)."""
     board = _check_board(board)
@@ -486,5 +508,6 @@ __all__ = [
     "lunar_concepts",
     "lunar_concepts_batch",
     "lunar_potential_terms",
+    "parse_board",
     "shaping_reward",
 ]

@@ -291,3 +291,17 @@ def test_shaping_signs():
     assert shaping_reward(bad, "lunarlander") < 0
     # a wrongly predicted concept is charged by its real potential change
     assert shaping_reward(("closer_to_pad",), "lunarlander", bad_obs, bad_next) < 0
+
+
+def test_parse_board_reads_the_typed_layouts_and_names_what_is_wrong():
+    from rewardlab.data.concepts import parse_board
+
+    board = parse_board("......./......./......./......./.x...../ox....o")
+    assert board[5].tolist() == [2, 1, 0, 0, 0, 0, 2] and board[4, 1] == 1 and board[:4].sum() == 0
+    assert (parse_board("0" * 35 + "0120000") == parse_board("......./......./......./......./......./.xo....")).all()
+    with pytest.raises(ValueError, match="found 41 cells"):
+        parse_board("." * 41)
+    with pytest.raises(ValueError, match=r"unknown cell characters \['z'\]"):
+        parse_board("z" + "." * 41)
+    with pytest.raises(ValueError, match="floats above an empty cell"):
+        parse_board("x" + "." * 41)

@@ -7,7 +7,6 @@ routes must return each caller its own numbers.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import threading
 import time
@@ -321,33 +320,3 @@ def test_shutdown_lets_in_flight_requests_finish(text_folder):
     assert "Waiting for connections to close" in log and "Application shutdown complete" in log
     with pytest.raises(httpx.ConnectError):
         httpx.get(server.url + "/health")
-
-
-class ExplainingReward:
-    """A transition reward with the `explain` capability, as S2E rewards have: says why a transition scored high."""
-
-    modality = "transition"
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def score(self, obs, actions, next_obs, dones):
-        return self.inner.score(obs, actions, next_obs, dones)
-
-    def explain(self, obs, actions, next_obs, dones):
-        return ["above average" if s > 0 else "below average" for s in self.score(obs, actions, next_obs, dones)]
-
-
-def test_explain_route_returns_a_sentence_per_transition(transition_model, serve_reward):
-    reward = ExplainingReward(rewards.load(transition_model["folder"]))
-    with serve_reward(reward) as url:
-        obs, act, nxt, dones = transitions(6, seed=2)
-        body = {"obs": obs.tolist(), "actions": act.tolist(), "next_obs": nxt.tolist()}
-        response = httpx.post(f"{url}/v1/explain", json=body)
-        assert response.status_code == 200, response.text
-        scores = reward.score(obs, act, nxt, dones)
-        assert response.json()["explanations"] == ["above average" if s > 0 else "below average" for s in scores]
-        bad = httpx.post(f"{url}/v1/explain", content=json.dumps({"obs": [[1, 2, 3]]}))
-        assert bad.status_code == 422 and "actions" in bad.json()["error"]["message"]
-        remote = rewards.load(url)
-        assert remote.explain(obs, act, nxt, dones) == response.json()["explanations"]
