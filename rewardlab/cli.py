@@ -32,11 +32,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def cmd_train(args) -> int:
-    from rewardlab import learners, recipes
+    from rewardlab import recipes
 
     config, text, path = recipes.load(args.recipe, args.set)
     print(f"recipe {path} -> learner {config.learner}, output {config.out()}", flush=True)
-    learners.get(config.learner).run(config, recipe_text=text, resume=args.resume)
+    recipes.job(config.learner).run(config, recipe_text=text, resume=args.resume)
     return 0
 
 
@@ -71,16 +71,26 @@ def _explain_inputs(args) -> tuple:
         return np.asarray(out["obs"], float), np.asarray(out["action"], float).reshape(len(rows), -1), np.asarray(out["next_obs"], float)
     if args.obs is None or args.action is None:
         raise DataError("give the transitions: --file ROWS.jsonl, --board B --column C (Connect 4), or --obs/--action/--next-obs")
-    obs = np.asarray(json.loads(args.obs), float).reshape(1, -1)
-    nxt = np.asarray(json.loads(args.next_obs), float).reshape(1, -1) if args.next_obs else obs
-    return obs, np.asarray(json.loads(args.action), float).reshape(1, -1), nxt
+    parsed = {}
+    for flag, text in (("--obs", args.obs), ("--action", args.action), ("--next-obs", args.next_obs or args.obs)):
+        try:
+            parsed[flag] = np.asarray(json.loads(text), float).reshape(1, -1)
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"{flag}: expected a JSON number or list of numbers, found {text!r} ({exc})") from None
+    return parsed["--obs"], parsed["--action"], parsed["--next-obs"]
 
 
 def cmd_explain(args) -> int:
     from rewardlab import rewards
 
     if args.model.startswith("rules:"):
-        reward = rewards.ConceptShapingReward.rules(args.model.split(":", 1)[1])
+        from rewardlab.data.cards import DataError
+        from rewardlab.data.concepts import DOMAINS
+
+        domain = args.model.split(":", 1)[1]
+        if domain not in DOMAINS:
+            raise DataError(f"{args.model}: the rule-based explainers are rules:{' and rules:'.join(DOMAINS)}")
+        reward = rewards.ConceptShapingReward.rules(domain)
     else:
         reward = rewards.load(args.model)
     if not callable(getattr(reward, "explain", None)):

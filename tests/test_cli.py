@@ -78,6 +78,10 @@ def test_explain_rejects_bad_boards_and_rewards_that_cannot_explain(capsys, tmp_
     assert "floats above an empty cell" in capsys.readouterr().err
     assert cli.main(["explain", "rules:connect4"]) == 2
     assert "--file" in capsys.readouterr().err
+    assert cli.main(["explain", "rules:chess", "--board", "x"]) == 2
+    assert "rules:connect4 and rules:lunarlander" in capsys.readouterr().err
+    assert cli.main(["explain", "rules:lunarlander", "--obs", "[0, 1", "--action", "2"]) == 2
+    assert "--obs: expected a JSON number or list" in capsys.readouterr().err
     (tmp_path / "bad.jsonl").write_text('{"state": [0, 0, 0, 0, 0, 0, 0, 0]}\n')
     assert cli.main(["explain", "rules:lunarlander", "--file", str(tmp_path / "bad.jsonl")]) == 2
     assert "row 1: needs 'action'" in capsys.readouterr().err
