@@ -20,11 +20,11 @@ def isolated_store(prefix: str) -> Path:
 
 def train(recipe: str, overrides: list[str]) -> dict:
     """Run ``recipe`` with ``overrides`` through its learner, as ``rewardlab train`` does; adds wall ``seconds``."""
-    from rewardlab import learners, recipes
+    from rewardlab import recipes
 
     config, text, _ = recipes.load(recipe, overrides)
     start = time.perf_counter()
-    result = learners.get(config.learner).run(config, recipe_text=text)
+    result = recipes.job(config.learner).run(config, recipe_text=text)
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
 

@@ -15,6 +15,24 @@ from pydantic import BaseModel, ValidationError
 from rewardlab import learners
 
 
+#: Recipe jobs that are not reward learners: consumers that train a policy on a reward. They are looked up here,
+#: at the top of the import order, because a learner may not import a consumer.
+JOBS: dict[str, str] = {"rlhf": "rewardlab.rlhf.train"}
+
+
+def job(name: str):
+    """The module that runs a recipe's ``learner:``; it exposes ``Config`` and ``run(config, ...)``."""
+    import importlib
+
+    if name in JOBS:
+        return importlib.import_module(JOBS[name])
+    return learners.get(name)
+
+
+def job_names() -> list[str]:
+    return [*learners.LEARNERS, *JOBS]
+
+
 class RecipeError(ValueError):
     """A recipe a user can fix. The CLI prints the message alone, with no traceback."""
 
@@ -97,9 +115,9 @@ def load(path: str | Path, overrides: list[str] | None = None) -> tuple[BaseMode
         raise RecipeError(f"{path}: expected a mapping of keys at the top level, found {type(raw).__name__}")
     raw = apply_overrides(raw, list(overrides or []))
     learner = raw.get("learner")
-    if learner not in learners.LEARNERS:
-        raise RecipeError(f"{path}: key 'learner': expected one of {', '.join(learners.LEARNERS)}, found {learner!r}")
-    config_cls = learners.get(learner).Config
+    if learner not in job_names():
+        raise RecipeError(f"{path}: key 'learner': expected one of {', '.join(job_names())}, found {learner!r}")
+    config_cls = job(learner).Config
     try:
         config = config_cls.model_validate(raw)
     except ValidationError as exc:

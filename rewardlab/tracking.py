@@ -87,6 +87,10 @@ class Run:
         _mlflow().log_figure(figure, artifact_file)
         plt.close(figure)
 
+    def log_table(self, data: Mapping[str, list], artifact_file: str) -> None:
+        """Log columns of equal length as an MLflow table (shown in the run's Evaluation / Artifacts views)."""
+        _mlflow().log_table(data=dict(data), artifact_file=artifact_file)
+
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         _mlflow().log_artifact(str(path), artifact_path)
 

@@ -1,0 +1,173 @@
+"""Rewards as TRL reward functions (GRPO, RLOO): any TextReward, SPO win rates, and a verifiable math check.
+
+TRL calls a reward function as ``f(prompts=..., completions=..., completion_ids=..., **columns)`` and expects one
+float per completion, in order; the dataset's other columns arrive as keyword lists of the same length. Prompts and
+completions are strings, or message lists for conversational data; a TextReward takes both forms.
+
+* ``reward_function(source)``: a TextReward from a folder, an MLflow URI or a running ``rewardlab serve`` URL (or an
+  object). A remote one becomes an ``async`` function, which TRL awaits on its event loop alongside other async
+  rewards, so the HTTP calls overlap generation bookkeeping instead of blocking it.
+* ``WinRateReward``: SPO (Swamy et al., "A Minimaximalist Approach to RLHF"). Each completion's reward is its win
+  rate against the other completions of the same prompt, reward_i = mean over j != i of P(i > j).
+* ``correctness_reward``: 1 when the last number a completion states equals the dataset's ``answer`` column.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from rewardlab.rewards.base import Chat, RewardInputError
+
+
+def _load(source):
+    from rewardlab import rewards
+
+    reward = rewards.load(source) if isinstance(source, (str,)) or hasattr(source, "__fspath__") else source
+    if rewards.modality(reward) != "text":
+        raise TypeError(f"{source}: a {type(reward).__name__} scores transitions; RLHF needs a text reward")
+    return reward
+
+
+def _references(kwargs: dict, column: str | None, n: int, name: str) -> list | None:
+    if column is None:
+        return None
+    if column not in kwargs:
+        present = sorted(k for k in kwargs if k not in ("trainer_state", "log_extra", "log_metric", "completion_ids", "environments"))
+        raise RewardInputError(f"reward '{name}' needs references from the dataset column '{column}', which the batch does "
+                               f"not have (columns: {present})")
+    refs = list(kwargs[column])
+    if len(refs) != n:
+        raise RewardInputError(f"reward '{name}': column '{column}' has {len(refs)} values for {n} completions")
+    return refs
+
+
+class TextRewardFunction:
+    """A local TextReward as a TRL reward function. ``reference_column`` names the dataset column that holds the
+    references (POLAR); ``name`` is what TRL logs its curve under (``rewards/<name>/mean``)."""
+
+    def __init__(self, reward, name: str = "reward", reference_column: str | None = None):
+        self.reward, self.__name__, self.reference_column = reward, name, reference_column
+        self.last: dict[str, list] = {}
+
+    def __call__(self, prompts: Sequence[Chat], completions: Sequence[Chat], **kwargs: Any) -> list[float]:
+        refs = _references(kwargs, self.reference_column, len(completions), self.__name__)
+        scores = [float(s) for s in self.reward.score(list(prompts), list(completions), refs)]
+        self.last = {"prompts": list(prompts), "completions": list(completions), "rewards": scores}
+        return scores
+
+
+class AsyncTextRewardFunction(TextRewardFunction):
+    """A remote TextReward (``rewardlab serve``) as an asynchronous TRL reward function."""
+
+    async def __call__(self, prompts: Sequence[Chat], completions: Sequence[Chat], **kwargs: Any) -> list[float]:
+        refs = _references(kwargs, self.reference_column, len(completions), self.__name__)
+        scores = [float(s) for s in await self.reward.ascore(list(prompts), list(completions), refs)]
+        self.last = {"prompts": list(prompts), "completions": list(completions), "rewards": scores}
+        return scores
+
+
+def reward_function(source, name: str | None = None, reference_column: str | None = None) -> TextRewardFunction:
+    """A TRL reward function for a TextReward named by a folder, an MLflow URI, an ``http://`` URL, or given as an
+    object. Remote rewards get the asynchronous form."""
+    reward = _load(source)
+    cls = AsyncTextRewardFunction if callable(getattr(reward, "ascore", None)) else TextRewardFunction
+    return cls(reward, name or _default_name(source), reference_column)
+
+
+def _default_name(source) -> str:
+    """The curve name of a reward: the registered name of ``models:/NAME/...``, else the last part of the path."""
+    text = str(source) if isinstance(source, str) or hasattr(source, "__fspath__") else type(source).__name__
+    if text.startswith("models:/"):
+        return text[len("models:/"):].split("/")[0].split("@")[0]
+    return text.rstrip("/").split("/")[-1].split("@")[0] or "reward"
+
+
+def _key(chat: Chat) -> str:
+    return chat if isinstance(chat, str) else json.dumps(chat, sort_keys=True)
+
+
+def groups_of(prompts: Sequence[Chat], group_size: int) -> list[range]:
+    """The index ranges of the groups: ``group_size`` consecutive completions of one prompt, as GRPO and RLOO lay
+    them out. Raises RewardInputError when the batch is not made of whole groups."""
+    n = len(prompts)
+    if group_size < 2:
+        raise RewardInputError(f"SPO: a group needs at least 2 completions to compare, found group_size={group_size}")
+    if n % group_size:
+        raise RewardInputError(f"SPO: {n} completions are not whole groups of {group_size}; every call must hold complete "
+                               "groups (with several processes, make each process's generation batch a multiple of "
+                               "num_generations)")
+    out = []
+    for start in range(0, n, group_size):
+        keys = {_key(p) for p in prompts[start : start + group_size]}
+        if len(keys) != 1:
+            raise RewardInputError(f"SPO: completions {start}..{start + group_size - 1} answer {len(keys)} different prompts; "
+                                   f"a group must be the {group_size} completions of one prompt, consecutive")
+        out.append(range(start, start + group_size))
+    return out
+
+
+def win_rates(preference: list[list[float]]) -> list[float]:
+    """reward_i = mean over j != i of P(i > j), from the matrix P (diagonal ignored)."""
+    n = len(preference)
+    return [sum(preference[i][j] for j in range(n) if j != i) / (n - 1) for i in range(n)]
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+class WinRateReward:
+    """SPO's win-rate reward over each group of ``group_size`` completions of one prompt.
+
+    ``preference="bradley_terry"``: P(i > j) = sigmoid(r_i - r_j) from one score per completion (any TextReward).
+    ``preference="polar"``: P(i > j) = sigmoid(R(i | ref j) - R(j | ref i)), where R(c | ref) is a POLAR reward of
+    completion c with the other completion as its reference; it costs n(n - 1) scores a group. Both are symmetric,
+    P(i > j) + P(j > i) = 1, so the rewards of a group always sum to n / 2.
+    """
+
+    def __init__(self, reward, group_size: int, preference: str = "bradley_terry", name: str = "spo_win_rate", temperature: float = 1.0):
+        if preference not in ("bradley_terry", "polar"):
+            raise ValueError(f"SPO preference: expected bradley_terry or polar, found {preference!r}")
+        self.reward, self.group_size, self.preference, self.__name__, self.temperature = _load(reward), group_size, preference, name, temperature
+        self.last: dict[str, list] = {}
+
+    def preferences(self, prompt: Chat, completions: list[Chat]) -> list[list[float]]:
+        n = len(completions)
+        if self.preference == "bradley_terry":
+            r = [float(s) for s in self.reward.score([prompt] * n, completions)]
+            return [[_sigmoid((r[i] - r[j]) / self.temperature) for j in range(n)] for i in range(n)]
+        pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+        scores = self.reward.score([prompt] * len(pairs), [completions[i] for i, _ in pairs], [completions[j] for _, j in pairs])
+        given = {pair: float(s) for pair, s in zip(pairs, scores)}  # given[(i, j)] = R(i | ref j)
+        return [[_sigmoid((given[(i, j)] - given[(j, i)]) / self.temperature) if i != j else 0.5 for j in range(n)] for i in range(n)]
+
+    def __call__(self, prompts: Sequence[Chat], completions: Sequence[Chat], **kwargs: Any) -> list[float]:
+        if len(prompts) != len(completions):
+            raise RewardInputError(f"SPO: {len(prompts)} prompts for {len(completions)} completions")
+        out: list[float] = []
+        for group in groups_of(prompts, self.group_size):
+            out.extend(win_rates(self.preferences(prompts[group.start], [completions[i] for i in group])))
+        self.last = {"prompts": list(prompts), "completions": list(completions), "rewards": out}
+        return out
+
+
+def completion_text(completion: Chat) -> str:
+    """The text of a completion: the string, or the content of its last message."""
+    return completion if isinstance(completion, str) else (completion[-1]["content"] if completion else "")
+
+
+def correctness_reward(prompts: Sequence[Chat], completions: Sequence[Chat], answer: Sequence[float] | None = None, **_: Any) -> list[float]:
+    """1.0 when the last number a completion states equals the dataset's ``answer``, else 0.0 (a verifiable reward)."""
+    from rewardlab.data.math_answers import stated_number
+
+    if answer is None:
+        raise RewardInputError("correctness reward: the dataset needs an 'answer' column with the true result")
+    return [float(stated_number(completion_text(c)) == float(a)) for c, a in zip(completions, answer)]
+
+
+correctness_reward.__name__ = "correctness"
+
+__all__ = ["AsyncTextRewardFunction", "TextRewardFunction", "WinRateReward", "correctness_reward", "groups_of", "reward_function", "win_rates"]

@@ -1,0 +1,129 @@
+"""TRL reward functions from rewardlab rewards: order and count of the floats, local / MLflow / remote sources,
+references from a dataset column, and SPO win rates."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import pytest
+import torch
+
+from rewardlab import backbones, rewards, tracking
+from rewardlab.models.scalar_head import build_scalar_rm
+from rewardlab.rewards import PolarReward, RewardInputError, ScalarTextReward
+from rewardlab.rewards.polar import add_polar_tokens
+from rewardlab.rlhf import WinRateReward, correctness_reward, groups_of, reward_function, win_rates
+
+QUESTIONS = ["What is 2 + 3?", "What is 4 * 5?", "What is 9 - 7?"]
+ANSWERS = ["2 + 3 = 5.", "The answer is 6.", "4 * 5 = 20.", "It is twenty-one.", "9 - 7 = 2.", "9 - 7 = 3."]
+
+
+@pytest.fixture(scope="module")
+def text_folder(tmp_path_factory):
+    """A scalar RM on the embedded MiniLM with a random head: different texts get different scores."""
+    torch.manual_seed(0)
+    tokenizer = backbones.load_tokenizer(backbones.MINILM)
+    model = build_scalar_rm(backbones.MINILM, tokenizer)
+    head = model.score if hasattr(model, "score") else model.classifier
+    torch.nn.init.normal_(head.weight, std=0.5)
+    return ScalarTextReward.save(model, tokenizer, tmp_path_factory.mktemp("rm") / "reward", max_length=48, template="plain")
+
+
+def grouped(n: int = 2):
+    """GRPO's layout: each prompt's ``n`` completions are consecutive (conversational, as TRL passes them)."""
+    prompts = [[{"role": "user", "content": q}] for q in QUESTIONS for _ in range(n)]
+    completions = [[{"role": "assistant", "content": a}] for a in ANSWERS[: len(prompts)]]
+    return prompts, completions
+
+
+def test_adapter_returns_one_float_per_completion_in_order(text_folder):
+    reward = rewards.load(text_folder)
+    func = reward_function(text_folder, name="quickstart")
+    prompts, completions = grouped()
+    out = func(prompts=prompts, completions=completions, completion_ids=[[1]] * 6, answer=[5, 5, 20, 20, 2, 2])
+    assert func.__name__ == "quickstart" and len(out) == 6 and all(isinstance(x, float) for x in out)
+    assert out == pytest.approx(reward.score(prompts, completions), abs=1e-5)
+    assert len(set(round(x, 5) for x in out)) == 6  # distinct texts, distinct scores: the order is checkable
+    reversed_out = func(prompts=prompts[::-1], completions=completions[::-1])
+    assert reversed_out == pytest.approx(out[::-1], abs=1e-5)
+
+
+def test_adapter_loads_a_registered_model_by_mlflow_uri(text_folder, workdir):
+    with tracking.start_run(tracking.TrackingConfig(), "rlhf-adapter-test") as run:
+        uri = run.log_reward_model(text_folder, "rlhf-adapter-rm")
+    func = reward_function(uri)
+    prompts, completions = grouped()
+    assert func.__name__ == "rlhf-adapter-rm"
+    assert func(prompts=prompts, completions=completions) == pytest.approx(rewards.load(text_folder).score(prompts, completions))
+
+
+def test_remote_adapter_is_async_and_matches_the_local_reward(text_folder, serve_reward):
+    local = rewards.load(text_folder)
+    prompts, completions = grouped()
+    with serve_reward(local) as url:
+        func = reward_function(url, name="served")
+        assert inspect.iscoroutinefunction(func.__call__)
+        out = asyncio.run(func(prompts=prompts, completions=completions))
+    assert out == pytest.approx(local.score(prompts, completions), abs=1e-5)
+
+
+def test_references_come_from_the_named_dataset_column(text_folder):
+    func = reward_function(text_folder, reference_column="reference")
+    prompts, completions = grouped()
+    with pytest.raises(RewardInputError, match="column 'reference'.*columns: \\['answer'\\]"):
+        func(prompts=prompts, completions=completions, answer=[1] * 6)
+    with pytest.raises(RewardInputError, match="has 2 values for 6 completions"):
+        func(prompts=prompts, completions=completions, reference=["a", "b"])
+
+
+def test_correctness_reads_the_last_stated_number():
+    prompts, completions = grouped()
+    assert correctness_reward(prompts, completions, answer=[5, 5, 20, 20, 2, 2]) == [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+
+
+def test_win_rates_of_a_symmetric_preference_sum_to_half_the_group():
+    p = [[0.5, 0.9, 0.7], [0.1, 0.5, 0.2], [0.3, 0.8, 0.5]]
+    assert win_rates(p) == pytest.approx([0.8, 0.15, 0.55])
+    assert sum(win_rates(p)) == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("group_size", [2, 3, 6])
+def test_spo_rewards_of_each_group_sum_to_n_over_2_and_follow_the_scores(text_folder, group_size):
+    reward = rewards.load(text_folder)
+    prompts = [QUESTIONS[0]] * 6 if group_size == 6 else [q for q in QUESTIONS for _ in range(2)][:6]
+    if group_size == 3:
+        prompts = [QUESTIONS[0]] * 3 + [QUESTIONS[1]] * 3
+    spo = WinRateReward(text_folder, group_size)
+    out = spo(prompts=prompts, completions=ANSWERS)
+    scores = reward.score(prompts, ANSWERS)
+    for start in range(0, 6, group_size):
+        group = slice(start, start + group_size)
+        assert sum(out[group]) == pytest.approx(group_size / 2)
+        ranked_by_score = sorted(range(group_size), key=lambda i: scores[group][i])
+        assert sorted(range(group_size), key=lambda i: out[group][i]) == ranked_by_score
+
+
+def test_spo_with_polar_uses_each_completion_as_the_others_reference():
+    torch.manual_seed(1)
+    tokenizer = backbones.load_tokenizer(backbones.SMOLLM2)
+    model = build_scalar_rm(backbones.SMOLLM2, tokenizer)
+    add_polar_tokens(tokenizer, model)
+    torch.nn.init.normal_(model.score.weight, std=0.05)
+    polar = PolarReward(model, tokenizer, max_length=64, device="cpu")
+    spo = WinRateReward(polar, 3, preference="polar")
+    out = spo(prompts=[QUESTIONS[1]] * 3, completions=ANSWERS[2:5])
+    assert sum(out) == pytest.approx(1.5) and len(set(round(x, 6) for x in out)) == 3
+    r = {(i, j): polar.score([QUESTIONS[1]], [ANSWERS[2 + i]], [ANSWERS[2 + j]])[0] for i in range(3) for j in range(3) if i != j}
+    p01 = 1 / (1 + pytest.importorskip("math").exp(-(r[(0, 1)] - r[(1, 0)])))
+    p02 = 1 / (1 + pytest.importorskip("math").exp(-(r[(0, 2)] - r[(2, 0)])))
+    assert out[0] == pytest.approx((p01 + p02) / 2, abs=1e-5)
+
+
+def test_spo_refuses_incomplete_or_mixed_groups(text_folder):
+    with pytest.raises(RewardInputError, match="not whole groups of 4"):
+        groups_of(["q"] * 6, 4)
+    with pytest.raises(RewardInputError, match="answer 2 different prompts"):
+        groups_of(["a", "a", "b", "a"], 2) and groups_of(["a", "b"], 2)
+    with pytest.raises(RewardInputError, match="at least 2"):
+        WinRateReward(text_folder, 1)(prompts=["q"], completions=["a"])
