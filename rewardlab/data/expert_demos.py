@@ -23,7 +23,7 @@ import numpy as np
 
 from rewardlab import backbones
 from rewardlab.data.cards import DataError, find_card
-from rewardlab.data.loaders import read_jsonl, settings_key, write_jsonl
+from rewardlab.data.loaders import read_jsonl, settings_key, whole_number, write_jsonl
 
 SHIPPED = Path(__file__).parent / "shipped" / "expert-demos-pendulum.jsonl"
 
@@ -101,7 +101,7 @@ class ExpertDemosConfig:
             raise DataError(f"expert-demos: unknown algo '{self.algo}'; expected one of: {', '.join(ALGOS)}")
         for name in ("episodes", "random_episodes"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not whole_number(value, 1):
                 raise DataError(f"expert-demos: {name} must be an integer >= 1, found {value!r}")
         if self.expert_steps is not None and (not isinstance(self.expert_steps, int) or self.expert_steps < 1):
             raise DataError(f"expert-demos: expert_steps must be a positive integer or None, found {self.expert_steps!r}")

@@ -50,6 +50,11 @@ def _card_for(cfg_card: str | None, name: str) -> Card:
     return find_card(cfg_card or name)
 
 
+def whole_number(value, minimum: int) -> bool:
+    """Whether a builder setting is an integer (not a bool) of at least ``minimum``; callers word their own message."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
 def settings_key(settings, ignore: tuple[str, ...] = ()) -> str:
     """A short hash of a builder's settings dataclass, leaving out the fields that do not change its rows:
     the name of its cache file."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rewardlab.data.cards import DataError
+from rewardlab.data.loaders import whole_number
 from rewardlab.data.concepts import (
     DOMAINS,
     board_from_pettingzoo,
@@ -47,7 +48,7 @@ class S2EDatasetConfig:
     def __post_init__(self):
         if self.domain not in DOMAINS:
             raise DataError(f"s2e-explanations: domain must be one of {', '.join(DOMAINS)}, found {self.domain!r}")
-        if isinstance(self.episodes, bool) or not isinstance(self.episodes, int) or self.episodes < 1:
+        if not whole_number(self.episodes, 1):
             raise DataError(f"s2e-explanations: episodes must be a positive integer, found {self.episodes!r}")
         for name in ("policy_mix", "test_fraction"):
             value = getattr(self, name)
@@ -55,7 +56,7 @@ class S2EDatasetConfig:
                 raise DataError(f"s2e-explanations: {name} must be a number in [0, 1], found {value!r}")
         if self.test_fraction >= 1:
             raise DataError(f"s2e-explanations: test_fraction must be below 1 (some episodes must train), found {self.test_fraction!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+        if not whole_number(self.seed, 0):
             raise DataError(f"s2e-explanations: seed must be a non-negative integer, found {self.seed!r}")
 
 
