@@ -172,6 +172,10 @@ class ConceptShapingReward:
                     found[i] = s
             return found
         obs, acts, next_obs = self._lunar(obs, actions, next_obs if next_obs is not None else obs, dones if dones is not None else np.zeros(len(obs)))
+        return self._lunar_concepts(obs, acts, next_obs)
+
+    def _lunar_concepts(self, obs, acts, next_obs) -> list[tuple[str, ...]]:
+        """Concept sets of an already-checked Lunar Lander batch."""
         if self.embedder is None:
             return [concepts_from_mask(m, "lunarlander") for m in lunar_concepts_batch(obs, acts, next_obs)]
         return self._retrieve(obs, acts, next_obs)
@@ -183,11 +187,12 @@ class ConceptShapingReward:
 
     def score(self, obs, actions, next_obs, dones) -> np.ndarray:
         """The shaping reward of each transition from its (predicted) concepts."""
-        sets = self.concepts(obs, actions, next_obs, dones)
         if self.domain == "connect4":
             values = CONCEPT_VALUES["connect4"]
+            sets = self.concepts(obs, actions, next_obs, dones)
             return np.array([sum(values[c] for c in s) if s is not None else 0.0 for s in sets], dtype=np.float32)
-        o, _, n = self._lunar(obs, actions, next_obs, dones)
+        o, a, n = self._lunar(obs, actions, next_obs, dones)  # checked once, used for the concepts and the terms
+        sets = self._lunar_concepts(o, a, n)
         masks = np.stack([concept_mask(s, "lunarlander") for s in sets]) if sets else np.zeros((0, 8), bool)
         return (lunar_potential_terms(o, n) * masks).sum(axis=1).astype(np.float32)
 
