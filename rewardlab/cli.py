@@ -24,7 +24,7 @@ EPILOG = """examples:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from rewardlab.backbones import BackboneError
     from rewardlab.data.cards import DataError
-    from rewardlab.learners.base import ResumeError
+    from rewardlab.tracking import ResumeError
     from rewardlab.recipes import RecipeError
     from rewardlab.rewards.base import RewardInputError
 

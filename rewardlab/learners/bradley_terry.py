@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab import backbones
 from rewardlab.data import PreferenceData, TextDataConfig, load_preferences
-from rewardlab.learners.base import RecipeBase, resume_point, tracked_run
+from rewardlab.tracking import RecipeBase, resume_point, tracked_run
 from rewardlab.rewards.evaluate import evaluate_text_reward, figures, format_report
 from rewardlab.rewards.text import ScalarTextReward, encode
 

@@ -27,7 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab.data import DataError, PreferenceData, TextDataConfig, load_preferences
-from rewardlab.learners.base import RecipeBase, resume_point, tracked_run
+from rewardlab.tracking import RecipeBase, resume_point, tracked_run
 from rewardlab.learners.bradley_terry import ModelConfig, TrainConfig, reward_trainer
 from rewardlab.rewards.evaluate import auroc, evaluate_text_reward, figures, format_report
 from rewardlab.rewards.goal import GoalTextReward, filter_vote, goal_from_states, majority, min_q, q_from_states, q_rerank

@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab.data.transitions import absorbing_obs, scale_actions, to_absorbing, with_flag
-from rewardlab.learners.base import RecipeBase, save_run_state
+from rewardlab.tracking import RecipeBase, save_run_state
 
 
 class DemosConfig(BaseModel):

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab import backbones
 from rewardlab.data import DataError, TextDataConfig, load_preferences
-from rewardlab.learners.base import RecipeBase, resume_point, tracked_run
+from rewardlab.tracking import RecipeBase, resume_point, tracked_run
 from rewardlab.learners.bradley_terry import TrainConfig, reward_trainer
 from rewardlab.rewards.evaluate import score_unique
 from rewardlab.rewards.polar import PolarReward, add_polar_tokens, encode_triple

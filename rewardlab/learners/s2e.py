@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from rewardlab.learners.base import RecipeBase, save_run_state
+from rewardlab.tracking import RecipeBase, save_run_state
 
 ARMS = ("none", "s2e", "ground_truth")
 

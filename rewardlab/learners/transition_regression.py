@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab.data import TransitionDataConfig, load_transitions
-from rewardlab.learners.base import RecipeBase, save_run_state
+from rewardlab.tracking import RecipeBase, save_run_state
 from rewardlab.models.mlp import TransitionMLP
 from rewardlab.rewards.transition import MLPTransitionReward
 

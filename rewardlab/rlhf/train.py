@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab import backbones
-from rewardlab.learners.base import RecipeBase, save_run_state
+from rewardlab.tracking import RecipeBase, tracked_run
 
 
 class LoraConfig(BaseModel):
@@ -211,8 +211,6 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
     """Accuracy before, RL with the recipe's rewards, accuracy after; everything in MLflow."""
     from transformers import set_seed
 
-    from rewardlab import tracking
-
     if resume:
         raise ValueError("rlhf recipes keep no checkpoints to resume from; run the recipe again")
     set_seed(cfg.seed)
@@ -220,11 +218,7 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
     funcs = [f if hasattr(f, "last") else _Recorded(f) for f in reward_functions(cfg.rewards, cfg.train.num_generations)]
     tokenizer = backbones.load_tokenizer(cfg.policy.model)
     out = cfg.out()
-    with tracking.start_run(cfg.tracking, cfg.name, tags={"learner": cfg.learner, "algo": cfg.train.algo}) as run:
-        save_run_state(out, run.run_id, run.uri)
-        run.log_params(cfg.model_dump(mode="json"))
-        if recipe_text:
-            run.log_text(recipe_text, "recipe.yaml")
+    with tracked_run(cfg, recipe_text, None, tags={"algo": cfg.train.algo}) as run:
         run.log_dataset(train_rows, "math-prompts-train", None, "training", f"make_questions(seed={cfg.data.seed})")
         run.log_dataset(eval_rows, "math-prompts-heldout", None, "evaluation", f"make_questions(seed={cfg.data.seed})")
         trainer = make_trainer(cfg, funcs, train_rows, tokenizer,

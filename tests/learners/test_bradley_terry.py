@@ -11,7 +11,7 @@ from transformers import TrainerCallback
 from rewardlab import recipes, rewards, tracking
 from rewardlab.data import load_preferences
 from rewardlab.learners import bradley_terry
-from rewardlab.learners.base import ResumeError
+from rewardlab.tracking import ResumeError
 
 # MiniLM is the fast embedded backbone; the SmolLM2 path is covered by test_smollm2_backbone below.
 SMALL = [
