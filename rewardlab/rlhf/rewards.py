@@ -7,7 +7,7 @@ completions are strings, or message lists for conversational data; a TextReward 
 * ``reward_function(source)``: a TextReward from a folder, an MLflow URI or a running ``rewardlab serve`` URL (or an
   object). A remote one becomes an ``async`` function, which TRL awaits on its event loop alongside other async
   rewards, so the HTTP calls overlap generation bookkeeping instead of blocking it.
-* ``WinRateReward``: SPO (Swamy et al., "A Minimaximalist Approach to RLHF"). Each completion's reward is its win
+* ``win_rate_reward(source, group_size)`` / ``WinRateReward``: SPO (Swamy et al., "A Minimaximalist Approach to RLHF"). Each completion's reward is its win
   rate against the other completions of the same prompt, reward_i = mean over j != i of P(i > j).
 * ``correctness_reward``: 1 when the last number a completion states equals the dataset's ``answer`` column.
 """
@@ -125,7 +125,9 @@ class WinRateReward:
     ``preference="bradley_terry"``: P(i > j) = sigmoid(r_i - r_j) from one score per completion (any TextReward).
     ``preference="polar"``: P(i > j) = sigmoid(R(i | ref j) - R(j | ref i)), where R(c | ref) is a POLAR reward of
     completion c with the other completion as its reference; it costs n(n - 1) scores a group. Both are symmetric,
-    P(i > j) + P(j > i) = 1, so the rewards of a group always sum to n / 2.
+    P(i > j) + P(j > i) = 1, so the rewards of a group always sum to n / 2. A call scores the whole batch at once
+    (one ``score`` call), so the reward model sees one batch, not one per group. ``win_rate_reward`` picks the
+    asynchronous form for a remote reward.
     """
 
     def __init__(self, reward, group_size: int, preference: str = "bradley_terry", name: str = "spo_win_rate", temperature: float = 1.0):
@@ -134,24 +136,58 @@ class WinRateReward:
         self.reward, self.group_size, self.preference, self.__name__, self.temperature = _load(reward), group_size, preference, name, temperature
         self.last: dict[str, list] = {}
 
-    def preferences(self, prompt: Chat, completions: list[Chat]) -> list[list[float]]:
-        n = len(completions)
-        if self.preference == "bradley_terry":
-            r = [float(s) for s in self.reward.score([prompt] * n, completions)]
-            return [[_sigmoid((r[i] - r[j]) / self.temperature) for j in range(n)] for i in range(n)]
-        pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
-        scores = self.reward.score([prompt] * len(pairs), [completions[i] for i, _ in pairs], [completions[j] for _, j in pairs])
-        given = {pair: float(s) for pair, s in zip(pairs, scores)}  # given[(i, j)] = R(i | ref j)
-        return [[_sigmoid((given[(i, j)] - given[(j, i)]) / self.temperature) if i != j else 0.5 for j in range(n)] for i in range(n)]
-
-    def __call__(self, prompts: Sequence[Chat], completions: Sequence[Chat], **kwargs: Any) -> list[float]:
+    def _requests(self, prompts: Sequence[Chat], completions: Sequence[Chat]):
+        """The groups, and the (prompts, responses, references) to score for all of them in one call."""
         if len(prompts) != len(completions):
             raise RewardInputError(f"SPO: {len(prompts)} prompts for {len(completions)} completions")
-        out: list[float] = []
-        for group in groups_of(prompts, self.group_size):
-            out.extend(win_rates(self.preferences(prompts[group.start], [completions[i] for i in group])))
+        groups = groups_of(prompts, self.group_size)
+        if self.preference == "bradley_terry":
+            return groups, (list(prompts), list(completions), None)
+        pairs = [(i, j) for g in groups for i in g for j in g if i != j]  # R(i | ref j), group by group
+        return groups, ([prompts[i] for i, _ in pairs], [completions[i] for i, _ in pairs], [completions[j] for _, j in pairs])
+
+    def _rates(self, groups: list[range], scores: Sequence[float]) -> list[float]:
+        scores, out, k = [float(s) for s in scores], [], 0
+        sig = lambda x: _sigmoid(x / self.temperature)  # noqa: E731
+        for g in groups:
+            n = len(g)
+            if self.preference == "bradley_terry":
+                r = scores[g.start : g.stop]
+                p = [[sig(r[i] - r[j]) for j in range(n)] for i in range(n)]
+            else:
+                given = {}  # given[(i, j)] = R(i | ref j), in _requests' order
+                for i in range(n):
+                    for j in range(n):
+                        if i != j:
+                            given[(i, j)], k = scores[k], k + 1
+                p = [[sig(given[(i, j)] - given[(j, i)]) if i != j else 0.5 for j in range(n)] for i in range(n)]
+            out.extend(win_rates(p))
+        return out
+
+    def __call__(self, prompts: Sequence[Chat], completions: Sequence[Chat], **kwargs: Any) -> list[float]:
+        groups, request = self._requests(prompts, completions)
+        out = self._rates(groups, self.reward.score(*request))
         self.last = {"prompts": list(prompts), "completions": list(completions), "rewards": out}
         return out
+
+
+class AsyncWinRateReward(WinRateReward):
+    """SPO win rates from a remote reward (``rewardlab serve``), as an asynchronous TRL reward function."""
+
+    async def __call__(self, prompts: Sequence[Chat], completions: Sequence[Chat], **kwargs: Any) -> list[float]:
+        groups, request = self._requests(prompts, completions)
+        out = self._rates(groups, await self.reward.ascore(*request))
+        self.last = {"prompts": list(prompts), "completions": list(completions), "rewards": out}
+        return out
+
+
+def win_rate_reward(source, group_size: int, preference: str = "bradley_terry", name: str = "spo_win_rate",
+                    temperature: float = 1.0) -> WinRateReward:
+    """SPO win rates from a TextReward named by a folder, an MLflow URI or an ``http://`` URL (or an object); a
+    remote reward gets the asynchronous form."""
+    reward = _load(source)
+    cls = AsyncWinRateReward if callable(getattr(reward, "ascore", None)) else WinRateReward
+    return cls(reward, group_size, preference, name, temperature)
 
 
 def completion_text(completion: Chat) -> str:
@@ -170,4 +206,5 @@ def correctness_reward(prompts: Sequence[Chat], completions: Sequence[Chat], ans
 
 correctness_reward.__name__ = "correctness"
 
-__all__ = ["AsyncTextRewardFunction", "TextRewardFunction", "WinRateReward", "correctness_reward", "groups_of", "reward_function", "win_rates"]
+__all__ = ["AsyncTextRewardFunction", "AsyncWinRateReward", "TextRewardFunction", "WinRateReward", "correctness_reward", "groups_of",
+           "reward_function", "win_rate_reward", "win_rates"]

@@ -13,7 +13,7 @@ from rewardlab import backbones, rewards, tracking
 from rewardlab.models.scalar_head import build_scalar_rm
 from rewardlab.rewards import PolarReward, RewardInputError, ScalarTextReward
 from rewardlab.rewards.polar import add_polar_tokens
-from rewardlab.rlhf import WinRateReward, correctness_reward, groups_of, reward_function, win_rates
+from rewardlab.rlhf import WinRateReward, correctness_reward, groups_of, reward_function, win_rate_reward, win_rates
 
 QUESTIONS = ["What is 2 + 3?", "What is 4 * 5?", "What is 9 - 7?"]
 ANSWERS = ["2 + 3 = 5.", "The answer is 6.", "4 * 5 = 20.", "It is twenty-one.", "9 - 7 = 2.", "9 - 7 = 3."]
@@ -66,6 +66,18 @@ def test_remote_adapter_is_async_and_matches_the_local_reward(text_folder, serve
         assert inspect.iscoroutinefunction(func.__call__)
         out = asyncio.run(func(prompts=prompts, completions=completions))
     assert out == pytest.approx(local.score(prompts, completions), abs=1e-5)
+
+
+def test_remote_spo_is_async_and_matches_local_spo(text_folder, serve_reward):
+    prompts, completions = grouped(2)
+    local = win_rate_reward(text_folder, 2)
+    assert not inspect.iscoroutinefunction(local.__call__)
+    with serve_reward(rewards.load(text_folder)) as url:
+        remote = win_rate_reward(url, 2, name="served_spo")
+        assert inspect.iscoroutinefunction(remote.__call__)
+        out = asyncio.run(remote(prompts=prompts, completions=completions))
+    assert out == pytest.approx(local(prompts=prompts, completions=completions), abs=1e-5)
+    assert [a + b for a, b in zip(out[::2], out[1::2])] == pytest.approx([1.0, 1.0, 1.0])
 
 
 def test_references_come_from_the_named_dataset_column(text_folder):
