@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab import backbones
-from rewardlab.tracking import RecipeBase, tracked_run
+from rewardlab.tracking import RecipeBase, is_main_process, tracked_run
 
 
 class LoraConfig(BaseModel):
@@ -42,7 +42,7 @@ class PolicyConfig(BaseModel):
 class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     train_prompts: int = Field(64, ge=1)  # math-answers style questions (addition, subtraction, times tables)
-    eval_prompts: int = Field(60, ge=1)  # held-out questions, none of them in the training prompts
+    eval_prompts: int = Field(200, ge=1)  # held-out questions, none of them in the training prompts
     seed: int = 11  # question seed; the math-answers RMs were trained on seed-0 questions
 
 
@@ -103,18 +103,28 @@ def math_prompts(cfg: DataConfig) -> tuple[list[dict], list[dict]]:
 
 
 def reward_functions(specs: list[RewardSpec], group_size: int) -> list:
-    from rewardlab.rlhf.rewards import WinRateReward, correctness_reward, reward_function
+    from rewardlab.rlhf.rewards import correctness_reward, reward_function, win_rate_reward
 
     funcs = []
-    for spec in specs:
+    for i, spec in enumerate(specs):
         if spec.source == "correctness":
             if spec.win_rate:
                 raise ValueError("rewards: win_rate needs a learned reward, not correctness")
             funcs.append(correctness_reward)
-        elif spec.win_rate:
-            funcs.append(WinRateReward(spec.source, group_size, spec.preference, name=spec.name or "spo_win_rate"))
-        else:
-            funcs.append(reward_function(spec.source, spec.name, spec.reference_column))
+            continue
+        try:
+            if spec.win_rate:
+                funcs.append(win_rate_reward(spec.source, group_size, spec.preference, name=spec.name or "spo_win_rate"))
+            else:
+                funcs.append(reward_function(spec.source, spec.name, spec.reference_column))
+        except FileNotFoundError as exc:
+            from rewardlab import tracking
+
+            raise FileNotFoundError(
+                f"rewards[{i}].source: {exc}\n  (MLflow store: {tracking.resolve_uri()}.) Train the recipe that registers "
+                "this reward first, e.g. `rewardlab train recipes/quickstart.yaml` for models:/quickstart-bt, "
+                "`recipes/polar_finetune.yaml` for models:/polar-finetune; or set the source to a reward folder or a "
+                "`rewardlab serve` URL with --set") from None
     names = [f.__name__ for f in funcs]
     if len(set(names)) != len(names):
         raise ValueError(f"rewards: two rewards share a name ({names}); give each a distinct name:")
@@ -124,13 +134,15 @@ def reward_functions(specs: list[RewardSpec], group_size: int) -> list:
 def accuracy(model, tokenizer, rows: list[dict], cfg: EvalConfig) -> tuple[float, list[dict]]:
     """Greedy answers to held-out questions: the fraction whose last stated number is the true result."""
     import torch
+    from tqdm.auto import tqdm
 
     from rewardlab.data.math_answers import clean_response, stated_number
 
     tokenizer.padding_side = "left"
     out = []
     model.eval()
-    for i in range(0, len(rows), cfg.batch_size):
+    starts = range(0, len(rows), cfg.batch_size)
+    for i in tqdm(starts, desc="held-out answers", unit="batch", leave=False, disable=len(starts) < 4):
         batch = rows[i : i + cfg.batch_size]
         texts = [tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in batch]
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
@@ -140,6 +152,41 @@ def accuracy(model, tokenizer, rows: list[dict], cfg: EvalConfig) -> tuple[float
             answer = clean_response(text)
             out.append({"question": r["prompt"][-1]["content"], "answer": answer, "correct": stated_number(answer) == r["answer"]})
     return sum(o["correct"] for o in out) / len(out), out
+
+
+def changed_answers(before: list[dict], after: list[dict]) -> dict:
+    """Paired counts over the same held-out questions: wrong before and right after (fixed), and the reverse."""
+    pairs = list(zip(before, after))
+    return {"heldout_fixed": sum(not b["correct"] and a["correct"] for b, a in pairs),
+            "heldout_broken": sum(b["correct"] and not a["correct"] for b, a in pairs)}
+
+
+def curves_figure(history: list[dict], reward_names: list[str], before: float, after: float, n_questions: int):
+    """One panel per reward function's mean (thin: per step; thick: running mean of 5), the KL, and the held-out
+    accuracy before and after."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    keys = [f"rewards/{n}/mean" for n in reward_names] + ["kl"]
+    curves = {k: [(h["step"], float(h[k])) for h in history if k in h and "step" in h] for k in keys}
+    curves = {k: v for k, v in curves.items() if v}
+    fig, axes = plt.subplots(1, len(curves) + 1, figsize=(3.6 * (len(curves) + 1), 3.4), squeeze=False)
+    for ax, (key, points) in zip(axes[0], curves.items()):
+        steps, values = map(np.asarray, zip(*points))
+        ax.plot(steps, values, lw=0.8, alpha=0.5)
+        if len(values) >= 5:
+            ax.plot(steps[4:], np.convolve(values, np.ones(5) / 5, mode="valid"), lw=2)
+        ax.set(xlabel="step", title=key.removeprefix("rewards/").removesuffix("/mean"))
+    ax = axes[0][-1]
+    ax.bar(["before", "after"], [before, after], color=["tab:gray", "tab:green"])
+    for x, v in enumerate((before, after)):
+        ax.text(x, v, f"{v:.3f}", ha="center", va="bottom")
+    ax.set(ylim=(0, 1), title=f"held-out accuracy\n({n_questions} questions, greedy)")
+    fig.tight_layout()
+    return fig
 
 
 def completions_callback(funcs, run, every: int):
@@ -231,17 +278,22 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
         seconds = time.perf_counter() - start
         after, after_rows = accuracy(trainer.model, tokenizer, eval_rows, cfg.eval)
         step = trainer.state.global_step
-        metrics = {"heldout_accuracy_before": before, "heldout_accuracy_after": after, "train_seconds": seconds}
+        metrics = {"heldout_accuracy_before": before, "heldout_accuracy_after": after, "train_seconds": seconds,
+                   **changed_answers(before_rows, after_rows)}
         run.log_metrics({"eval/heldout_accuracy": after}, step=step)
         run.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step=step)
         run.log_table({"question": [r["question"] for r in before_rows], "before": [r["answer"] for r in before_rows],
                        "before_correct": [r["correct"] for r in before_rows], "after": [r["answer"] for r in after_rows],
                        "after_correct": [r["correct"] for r in after_rows]}, "heldout_answers.json")
+        run.log_figure(curves_figure(trainer.state.log_history, [f.__name__ for f in funcs], before, after, len(eval_rows)),
+                       "plots/learning_curves.png")
         policy_dir = out / "policy"
         trainer.save_model(str(policy_dir))
         tokenizer.save_pretrained(str(policy_dir))
         history = trainer.state.log_history
-        (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, **metrics, "log_history": history}, indent=2))
+        if is_main_process():  # under accelerate every rank evaluated; one writes
+            (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, **metrics, "log_history": history}, indent=2))
     print(f"held-out accuracy: {before:.3f} before -> {after:.3f} after {step} {cfg.train.algo.upper()} steps "
-          f"({seconds:.0f} s); policy saved to {policy_dir}", flush=True)
+          f"({metrics['heldout_fixed']} answers fixed, {metrics['heldout_broken']} broken; {seconds:.0f} s); "
+          f"policy saved to {policy_dir}", flush=True)
     return {"run_id": run.run_id, "output_dir": str(out), "metrics": metrics, "log_history": history}

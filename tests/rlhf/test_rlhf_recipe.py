@@ -44,6 +44,13 @@ def test_grpo_recipe_tracks_accuracy_reward_curves_kl_and_completions(rm_folder,
     assert 0 <= m["heldout_accuracy_before"] <= 1 and 0 <= m["heldout_accuracy_after"] <= 1
     before_after = tracking.metric_history(run_id, "eval/heldout_accuracy")
     assert [s for s, _ in before_after] == [0, 2] and [v for _, v in before_after] == [m["heldout_accuracy_before"], m["heldout_accuracy_after"]]
+    answers = json.loads(tracking.download(f"runs:/{run_id}/heldout_answers.json").read_text())
+    answers = [dict(zip(answers["columns"], r)) for r in answers["data"]]
+    assert sum(r["before_correct"] for r in answers) / len(answers) == m["heldout_accuracy_before"]
+    # the paired counts are the questions whose answer turned right, and turned wrong
+    assert m["heldout_fixed"] == sum(r["after_correct"] and not r["before_correct"] for r in answers)
+    assert m["heldout_broken"] == sum(r["before_correct"] and not r["after_correct"] for r in answers)
+    assert (m["heldout_fixed"] - m["heldout_broken"]) / len(answers) == pytest.approx(m["heldout_accuracy_after"] - m["heldout_accuracy_before"])
     correctness = tracking.metric_history(run_id, "rewards/correctness/mean")
     served = tracking.metric_history(run_id, "rewards/served_rm/mean")
     assert len(correctness) == 2 and len(served) == 2 and all(0 <= v <= 1 for _, v in correctness)
@@ -57,6 +64,7 @@ def test_grpo_recipe_tracks_accuracy_reward_curves_kl_and_completions(rm_folder,
     # the table's correctness column is the reward the trainer logged for that step
     assert sum(r["correctness"] for r in rows) / 4 == pytest.approx(correctness[-1][1])
     assert (workdir / "runs" / "grpo-math" / "policy" / "adapter_config.json").exists()
+    assert tracking.list_artifacts(run_id, "plots") == ["plots/learning_curves.png"]
 
 
 def test_rloo_with_spo_win_rates_sums_each_group_to_half_its_size(rm_folder, workdir):
@@ -65,3 +73,10 @@ def test_rloo_with_spo_win_rates_sums_each_group_to_half_its_size(rm_folder, wor
     result = rlhf.run(config, recipe_text=text)
     win = tracking.metric_history(result["run_id"], "rewards/spo_win_rate/mean")
     assert len(win) == 1 and win[0][1] == pytest.approx(0.5)  # groups of 2 sum to 1: the mean win rate is 1/2
+
+
+def test_a_missing_registered_reward_names_its_recipe_before_any_work(workdir):
+    config, text, _ = recipes.load("grpo_math", TINY)  # rewards[1] is models:/quickstart-bt/latest: not in this store
+    with pytest.raises(FileNotFoundError, match=r"(?s)rewards\[1\]\.source: models:/quickstart-bt/latest.*recipes/quickstart\.yaml"):
+        rlhf.run(config, recipe_text=text)
+    assert not (workdir / "runs" / "grpo-math").exists()  # failed before the run folder or an MLflow run was made
