@@ -60,7 +60,7 @@ def peer(recipe: str, overrides: list[str]) -> dict:
 
     from rewardlab import backbones, recipes
     from rewardlab.data.math_answers import stated_number
-    from rewardlab.rlhf.train import accuracy, changed_answers, math_prompts
+    from rewardlab.rlhf.train import accuracy, changed_answers, learning_rate, math_prompts
 
     cfg, _, _ = recipes.load(recipe, overrides)
     t, lo = cfg.train, cfg.policy.lora
@@ -71,7 +71,7 @@ def peer(recipe: str, overrides: list[str]) -> dict:
         return [float(stated_number(c[-1]["content"]) == a) for c, a in zip(completions, answer)]
 
     args = GRPOConfig(output_dir=str(Path("peer-out")), use_cpu=not torch.cuda.is_available(), max_steps=t.max_steps,
-                      learning_rate=t.learning_rate, per_device_train_batch_size=t.prompts_per_step * t.num_generations,
+                      learning_rate=learning_rate(cfg), per_device_train_batch_size=t.prompts_per_step * t.num_generations,
                       num_generations=t.num_generations, max_completion_length=t.max_completion_length,
                       temperature=t.temperature, beta=t.beta, logging_steps=1, save_strategy="no", report_to="none",
                       seed=cfg.seed, bf16=False, gradient_checkpointing=t.gradient_checkpointing)  # TRL's default is on

@@ -80,3 +80,10 @@ def test_a_missing_registered_reward_names_its_recipe_before_any_work(workdir):
     with pytest.raises(FileNotFoundError, match=r"(?s)rewards\[1\]\.source: models:/quickstart-bt/latest.*recipes/quickstart\.yaml"):
         rlhf.run(config, recipe_text=text)
     assert not (workdir / "runs" / "grpo-math").exists()  # failed before the run folder or an MLflow run was made
+
+
+def test_the_default_learning_rate_follows_the_kind_of_fine_tuning():
+    lora, _, _ = recipes.load("grpo_math", [])
+    full, _, _ = recipes.load("grpo_math", ["policy.lora=null"])
+    chosen, _, _ = recipes.load("grpo_math", ["policy.lora=null", "train.learning_rate=1e-4"])
+    assert (rlhf.learning_rate(lora), rlhf.learning_rate(full), rlhf.learning_rate(chosen)) == (5e-4, 5e-5, 1e-4)
