@@ -229,7 +229,6 @@ def start_run(
 # and the run bookkeeping that makes ``--resume`` work.
 
 
-
 class RecipeBase(BaseModel):
     """Fields shared by all recipes. Learners extend this with ``data``, ``model`` and ``train`` sections."""
 
