@@ -31,6 +31,16 @@ def _load(source):
     return reward
 
 
+def _asynchronous(reward) -> bool:
+    """A remote reward (``rewardlab serve``) has ``ascore``: its TRL function should be awaited, not block."""
+    return callable(getattr(reward, "ascore", None))
+
+
+def last_batch(prompts: Sequence[Chat], completions: Sequence[Chat], rewards: list[float]) -> dict[str, list]:
+    """What a reward function keeps of its last call, for the completion tables."""
+    return {"prompts": list(prompts), "completions": list(completions), "rewards": rewards}
+
+
 def _references(kwargs: dict, column: str | None, n: int, name: str) -> list | None:
     if column is None:
         return None
@@ -55,7 +65,7 @@ class TextRewardFunction:
     def __call__(self, prompts: Sequence[Chat], completions: Sequence[Chat], **kwargs: Any) -> list[float]:
         refs = _references(kwargs, self.reference_column, len(completions), self.__name__)
         scores = [float(s) for s in self.reward.score(list(prompts), list(completions), refs)]
-        self.last = {"prompts": list(prompts), "completions": list(completions), "rewards": scores}
+        self.last = last_batch(prompts, completions, scores)
         return scores
 
 
@@ -65,7 +75,7 @@ class AsyncTextRewardFunction(TextRewardFunction):
     async def __call__(self, prompts: Sequence[Chat], completions: Sequence[Chat], **kwargs: Any) -> list[float]:
         refs = _references(kwargs, self.reference_column, len(completions), self.__name__)
         scores = [float(s) for s in await self.reward.ascore(list(prompts), list(completions), refs)]
-        self.last = {"prompts": list(prompts), "completions": list(completions), "rewards": scores}
+        self.last = last_batch(prompts, completions, scores)
         return scores
 
 
@@ -73,7 +83,7 @@ def reward_function(source, name: str | None = None, reference_column: str | Non
     """A TRL reward function for a TextReward named by a folder, an MLflow URI, an ``http://`` URL, or given as an
     object. Remote rewards get the asynchronous form."""
     reward = _load(source)
-    cls = AsyncTextRewardFunction if callable(getattr(reward, "ascore", None)) else TextRewardFunction
+    cls = AsyncTextRewardFunction if _asynchronous(reward) else TextRewardFunction
     return cls(reward, name or _default_name(source), reference_column)
 
 
@@ -155,11 +165,9 @@ class WinRateReward:
                 r = scores[g.start : g.stop]
                 p = [[sig(r[i] - r[j]) for j in range(n)] for i in range(n)]
             else:
-                given = {}  # given[(i, j)] = R(i | ref j), in _requests' order
-                for i in range(n):
-                    for j in range(n):
-                        if i != j:
-                            given[(i, j)], k = scores[k], k + 1
+                pairs = [(i, j) for i in range(n) for j in range(n) if i != j]  # _requests' order within a group
+                given = dict(zip(pairs, scores[k : k + len(pairs)]))  # given[(i, j)] = R(i | ref j)
+                k += len(pairs)
                 p = [[sig(given[(i, j)] - given[(j, i)]) if i != j else 0.5 for j in range(n)] for i in range(n)]
             out.extend(win_rates(p))
         return out
@@ -167,7 +175,7 @@ class WinRateReward:
     def __call__(self, prompts: Sequence[Chat], completions: Sequence[Chat], **kwargs: Any) -> list[float]:
         groups, request = self._requests(prompts, completions)
         out = self._rates(groups, self.reward.score(*request))
-        self.last = {"prompts": list(prompts), "completions": list(completions), "rewards": out}
+        self.last = last_batch(prompts, completions, out)
         return out
 
 
@@ -177,7 +185,7 @@ class AsyncWinRateReward(WinRateReward):
     async def __call__(self, prompts: Sequence[Chat], completions: Sequence[Chat], **kwargs: Any) -> list[float]:
         groups, request = self._requests(prompts, completions)
         out = self._rates(groups, await self.reward.ascore(*request))
-        self.last = {"prompts": list(prompts), "completions": list(completions), "rewards": out}
+        self.last = last_batch(prompts, completions, out)
         return out
 
 
@@ -186,7 +194,7 @@ def win_rate_reward(source, group_size: int, preference: str = "bradley_terry", 
     """SPO win rates from a TextReward named by a folder, an MLflow URI or an ``http://`` URL (or an object); a
     remote reward gets the asynchronous form."""
     reward = _load(source)
-    cls = AsyncWinRateReward if callable(getattr(reward, "ascore", None)) else WinRateReward
+    cls = AsyncWinRateReward if _asynchronous(reward) else WinRateReward
     return cls(reward, group_size, preference, name, temperature)
 
 

@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab import backbones
-from rewardlab.tracking import RecipeBase, is_main_process, tracked_run
+from rewardlab.tracking import RecipeBase, is_main_process, resolve_uri, tracked_run
 
 
 class LoraConfig(BaseModel):
@@ -120,10 +120,8 @@ def reward_functions(specs: list[RewardSpec], group_size: int) -> list:
             else:
                 funcs.append(reward_function(spec.source, spec.name, spec.reference_column))
         except FileNotFoundError as exc:
-            from rewardlab import tracking
-
             raise FileNotFoundError(
-                f"rewards[{i}].source: {exc}\n  (MLflow store: {tracking.resolve_uri()}.) Train the recipe that registers "
+                f"rewards[{i}].source: {exc}\n  (MLflow store: {resolve_uri()}.) Train the recipe that registers "
                 "this reward first, e.g. `rewardlab train recipes/quickstart.yaml` for models:/quickstart-bt, "
                 "`recipes/polar_finetune.yaml` for models:/polar-finetune; or set the source to a reward folder or a "
                 "`rewardlab serve` URL with --set") from None
@@ -223,8 +221,10 @@ class _Recorded:
         self.func, self.__name__, self.last = func, func.__name__, {}
 
     def __call__(self, prompts, completions, **kwargs):
+        from rewardlab.rlhf.rewards import last_batch
+
         rewards = self.func(prompts, completions, **kwargs)
-        self.last = {"prompts": list(prompts), "completions": list(completions), "rewards": list(rewards)}
+        self.last = last_batch(prompts, completions, list(rewards))
         return rewards
 
 
