@@ -12,7 +12,11 @@ from pathlib import Path
 
 def isolated_store(prefix: str) -> Path:
     """chdir into a fresh temporary folder whose SQLite file is the MLflow store for the rest of the process."""
-    work = Path(tempfile.mkdtemp(prefix=prefix))
+    return use_store(Path(tempfile.mkdtemp(prefix=prefix)))
+
+
+def use_store(work: Path) -> Path:
+    """chdir into ``work``, whose SQLite file becomes the MLflow store for the rest of the process."""
     os.chdir(work)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work}/mlflow.db"
     return work

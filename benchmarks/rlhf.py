@@ -28,13 +28,12 @@ Writes benchmarks/results/rlhf.json (or --out).
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from common import isolated_store, mean_std, train, write_results
+from common import isolated_store, mean_std, train, use_store, write_results
 
 RESULTS = Path(__file__).parent / "results" / "rlhf.json"
 ARMS = {
@@ -100,7 +99,7 @@ def curve_ends(history: list[dict], key: str) -> tuple[float | None, float | Non
 
 def row_of(arm: str, seed: int, result: dict) -> dict:
     m, history = result["metrics"], result["log_history"]
-    steps = max((h.get("step", 0) for h in history), default=0) or sum("loss" in h for h in history)
+    steps = max((h.get("step", 0) for h in history), default=0)  # TRL stamps every log entry with its step
     first, last = curve_ends(history, "rewards/correctness/mean")
     return {"arm": arm, "seed": seed, "before": m["heldout_accuracy_before"], "after": m["heldout_accuracy_after"],
             "gain": m["heldout_accuracy_after"] - m["heldout_accuracy_before"], "fixed": m["heldout_fixed"],
@@ -140,8 +139,7 @@ def main() -> int:
         store = Path(args.store).resolve()
         if not (store / "mlflow.db").exists():
             raise SystemExit(f"--store: {store / 'mlflow.db'} does not exist")
-        os.chdir(store)
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}/mlflow.db"
+        use_store(store)
     else:
         isolated_store("rewardlab-rlhf-bench-")
     if NEEDS_RM & set(args.arms) and not args.store:
