@@ -22,13 +22,14 @@ def use_store(work: Path) -> Path:
     return work
 
 
-def train(recipe: str, overrides: list[str]) -> dict:
-    """Run ``recipe`` with ``overrides`` through its learner, as ``rewardlab train`` does; adds wall ``seconds``."""
+def train(recipe: str, overrides: list[str], callbacks=()) -> dict:
+    """Run ``recipe`` with ``overrides`` through its learner, as ``rewardlab train`` does; adds wall ``seconds``.
+    ``callbacks`` go to the learner's ``run`` (what they receive is the learner's: see its docstring)."""
     from rewardlab import recipes
 
     config, text, _ = recipes.load(recipe, overrides)
     start = time.perf_counter()
-    result = recipes.job(config.learner).run(config, recipe_text=text)
+    result = recipes.job(config.learner).run(config, recipe_text=text, callbacks=callbacks)
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
 

@@ -213,30 +213,32 @@ LUNAR_OBS_DIM = 8
 X, Y, VX, VY, ANGLE, ANGULAR_VELOCITY, LEFT_LEG, RIGHT_LEG = range(LUNAR_OBS_DIM)
 NOOP, LEFT_ENGINE, MAIN_ENGINE, RIGHT_ENGINE = range(4)
 
-#: Smallest decrease of the distance to the pad (observation units; the pad is at (0, 0)) that counts as "closer".
-#: In flight the distance changes by about 0.01 a step (median of random play); a lander resting on the ground
-#: jitters by about 1e-6. 1e-4 sits between, so resting and float noise never count.
-DIST_EPS = 1e-4
-#: Smallest decrease of the speed |(vx, vy)| that counts as "slower" (in flight about 0.02 a step; at rest ~1e-6).
-SPEED_EPS = 1e-4
-#: Smallest decrease of |angle| (radians) that counts as "less tilt" (in flight about 0.014 a step).
-TILT_EPS = 1e-4
 #: A leg touches the ground when its contact flag (0 or 1 in the observation) is above this.
 LEG_CONTACT = 0.5
 #: "landed": both legs touch the ground and the speed |(vx, vy)| is below this (observation units; 0.05 is about
-#: 0.25 m/s horizontally, 0.4 m/s vertically). A lander resting on the ground reads ~1e-4.
+#: 0.25 m/s horizontally, 0.4 m/s vertically). A lander resting on the ground reads ~1e-4. (The paper's code reads
+#: the Box2D body's ``awake`` flag, which the observation does not carry; this is the observable stand-in.)
 LANDED_SPEED = 0.05
 
 #: Canonical order of the Lunar Lander concepts of a transition (obs, action, next_obs).
 #:
-#: - ``main_engine``: action 2. ``side_engine``: action 1 or 3 (left or right orientation engine).
-#: - ``closer_to_pad``: |(x, y)| falls by more than ``DIST_EPS``.
-#: - ``slower``: |(vx, vy)| falls by more than ``SPEED_EPS``.
-#: - ``less_tilt``: |angle| falls by more than ``TILT_EPS``.
-#: - ``left_leg`` / ``right_leg``: that leg touches the ground in ``next_obs``.
+#: As in S2E's code (``muzero/games/lunarlander.py``, ``conceptsFromState``), a concept says that one of the
+#: environment's shaping terms *applies* to the transition, not that it improved: the shaping then pays that term's
+#: potential difference, negative when things get worse. With the rule concepts this is exactly gymnasium's shaping.
+#:
+#: - ``main_engine``: action 2. ``side_engine``: action 1 or 3 (left or right orientation engine): the fuel terms.
+#: - ``closer_to_pad``: the distance term applies: |(x, y)| is non-zero in ``obs`` or ``next_obs`` (the paper's
+#:   "encourages position to lander").
+#: - ``slower``: the speed term applies: |(vx, vy)| is non-zero in ``obs`` or ``next_obs`` ("encourages slower
+#:   velocity").
+#: - ``less_tilt``: the tilt term applies: the angle is non-zero in ``obs`` or ``next_obs`` ("decrease of tilt").
+#: - ``left_leg`` / ``right_leg``: that leg touches the ground in ``obs`` or ``next_obs``, so a touchdown (+10) and
+#:   the lift-off that follows it (-10) are both paid and net to zero.
 #: - ``landed``: both legs touch the ground in ``next_obs`` and its speed is below ``LANDED_SPEED``.
 #:
-#: These follow the terms of the environment's own shaping (-100 distance, -100 speed, -100 tilt, +10 per leg, fuel).
+#: The paper gates the potential per state (the concepts of the state that ends a step gate that state's
+#: potential); rewardlab gates the potential *difference* per transition, so that a TransitionReward scores each
+#: transition on its own (batched, served, replayed). With correct concepts the two are the same number.
 LUNAR_CONCEPTS = ("main_engine", "side_engine", "closer_to_pad", "slower", "less_tilt", "left_leg", "right_leg", "landed")
 
 
@@ -265,15 +267,16 @@ def lunar_concepts_batch(obs: np.ndarray, actions: np.ndarray, next_obs: np.ndar
         raise ValueError(f"Lunar Lander action: expected 0 (noop), 1 (left), 2 (main) or 3 (right), found {bad!r}")
     dist, next_dist = np.hypot(obs[:, X], obs[:, Y]), np.hypot(next_obs[:, X], next_obs[:, Y])
     speed, next_speed = np.hypot(obs[:, VX], obs[:, VY]), np.hypot(next_obs[:, VX], next_obs[:, VY])
-    left, right = next_obs[:, LEFT_LEG] > LEG_CONTACT, next_obs[:, RIGHT_LEG] > LEG_CONTACT
+    touches = lambda o, leg: o[:, leg] > LEG_CONTACT  # noqa: E731
+    left, right = touches(next_obs, LEFT_LEG), touches(next_obs, RIGHT_LEG)
     columns = {
         "main_engine": actions == MAIN_ENGINE,
         "side_engine": (actions == LEFT_ENGINE) | (actions == RIGHT_ENGINE),
-        "closer_to_pad": next_dist < dist - DIST_EPS,
-        "slower": next_speed < speed - SPEED_EPS,
-        "less_tilt": np.abs(next_obs[:, ANGLE]) < np.abs(obs[:, ANGLE]) - TILT_EPS,
-        "left_leg": left,
-        "right_leg": right,
+        "closer_to_pad": (dist != 0) | (next_dist != 0),
+        "slower": (speed != 0) | (next_speed != 0),
+        "less_tilt": (obs[:, ANGLE] != 0) | (next_obs[:, ANGLE] != 0),
+        "left_leg": touches(obs, LEFT_LEG) | left,
+        "right_leg": touches(obs, RIGHT_LEG) | right,
         "landed": left & right & (next_speed < LANDED_SPEED),
     }
     return np.stack([columns[name] for name in LUNAR_CONCEPTS], axis=1)
@@ -303,11 +306,11 @@ TEMPLATES: dict[str, dict[str, str]] = {
     "lunarlander": {
         "main_engine": "The lander fires its main engine.",
         "side_engine": "The lander fires a side engine to turn.",
-        "closer_to_pad": "The lander moves closer to the landing pad.",
-        "slower": "The lander slows down.",
-        "less_tilt": "The lander straightens up and tilts less.",
-        "left_leg": "The left leg touches the ground.",
-        "right_leg": "The right leg touches the ground.",
+        "closer_to_pad": "Getting closer to the landing pad is rewarded and moving away costs.",
+        "slower": "Slowing down is rewarded and speeding up costs.",
+        "less_tilt": "Straightening up is rewarded and tilting costs.",
+        "left_leg": "The left leg's contact with the ground counts.",
+        "right_leg": "The right leg's contact with the ground counts.",
         "landed": "The lander has come to rest on both legs.",
     },
 }
@@ -400,14 +403,25 @@ def concepts_of(explanation: str, domain: str) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-#: Connect 4 shaping value of each concept, as in the S2E paper (win 1, block 0.5, three-in-row 0.1, centre 0.1,
-#: anything else 0). A blocked three gets 0 rather than a penalty: it is a wasted threat, not a mistake that loses.
-CONNECT4_CONCEPT_VALUES: dict[str, float] = {"win": 1.0, "block_win": 0.5, "three_in_row": 0.1, "center": 0.1, "blocked_three": 0.0}
+#: Connect 4 shaping values, as in S2E's code (``muzero/games/connect4.py``, ``getRewards``): ONE value per move, the
+#: value of its highest-priority concept (win 1 > block 0.5 > three in a row 0.1 > centre 0.1), 0 for anything else.
+#: Values are not summed: a winning move in the centre column is worth 1, not 1.1. A blocked three is worth 0 (a
+#: wasted threat, not a mistake). (The paper's explanation classes also let a blocked three outrank a block; here a
+#: block keeps its 0.5, the priority order the paper's text states.)
+CONNECT4_PRIORITY: tuple[tuple[str, float], ...] = (("win", 1.0), ("block_win", 0.5), ("three_in_row", 0.1), ("center", 0.1))
+CONNECT4_CONCEPT_VALUES: dict[str, float] = dict(CONNECT4_PRIORITY) | {"blocked_three": 0.0}
 
-#: Lunar Lander potential weights, the coefficients of the environment's own shaping: the S2E shaping adds, for each
-#: predicted concept only, weight * (phi(next_obs) - phi(obs)) with phi = -distance, -speed, -|angle| or the leg's
-#: contact flag, and a fixed fuel cost for the engine concepts. ``landed`` has no potential term (the environment
-#: itself pays +100 when the lander comes to rest).
+
+def connect4_value(concepts: Iterable[str]) -> float:
+    """The S2E shaping value of a Connect 4 move: that of its highest-priority concept (see ``CONNECT4_PRIORITY``)."""
+    present = set(_normalise(concepts, "connect4"))
+    return next((value for name, value in CONNECT4_PRIORITY if name in present), 0.0)
+
+
+#: Lunar Lander potential weights, the coefficients of the environment's own shaping: for each concept of a
+#: transition, weight * (phi(next_obs) - phi(obs)) with phi = -distance, -speed, -|angle| or the leg's contact flag,
+#: and a fixed fuel cost for the engine concepts. ``landed`` has no potential term (the environment itself pays +100
+#: when the lander comes to rest).
 LUNAR_POTENTIAL_WEIGHTS: dict[str, float] = {
     "closer_to_pad": 100.0,
     "slower": 100.0,
@@ -418,22 +432,6 @@ LUNAR_POTENTIAL_WEIGHTS: dict[str, float] = {
     "side_engine": -0.03,  # fuel cost per step of a side engine
     "landed": 0.0,
 }
-
-#: State-free Lunar Lander value of each concept, used when no observations are given: the potential weight times a
-#: typical step of its term in flight (about 0.01, so 100 * 0.01 = 1), legs and landing worth one such step each (a
-#: per-step +10 for contact would pay the agent to sit still), and the fuel costs as they are.
-LUNAR_CONCEPT_VALUES: dict[str, float] = {
-    "closer_to_pad": 1.0,
-    "slower": 1.0,
-    "less_tilt": 1.0,
-    "left_leg": 1.0,
-    "right_leg": 1.0,
-    "landed": 1.0,
-    "main_engine": -0.3,
-    "side_engine": -0.03,
-}
-
-CONCEPT_VALUES: dict[str, dict[str, float]] = {"connect4": CONNECT4_CONCEPT_VALUES, "lunarlander": LUNAR_CONCEPT_VALUES}
 
 
 def lunar_potential_terms(obs: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
@@ -463,43 +461,40 @@ def lunar_potential_terms(obs: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
 def shaping_reward(
     concepts: Iterable[str], domain: str, obs: np.ndarray | None = None, next_obs: np.ndarray | None = None
 ) -> float:
-    """The shaping reward of a concept set: the sum of its concepts' values.
+    """The S2E shaping reward of a concept set.
 
-    Connect 4 uses ``CONNECT4_CONCEPT_VALUES``. Lunar Lander uses the potential terms of ``lunar_potential_terms`` for
-    the given concepts when ``obs`` and ``next_obs`` are given (the paper's shaping), else ``LUNAR_CONCEPT_VALUES``.
+    Connect 4: ``connect4_value`` (one value per move, by priority). Lunar Lander: the sum of the potential terms of
+    ``lunar_potential_terms`` for the given concepts, so ``obs`` and ``next_obs`` are required (a potential
+    difference has no state-free value).
     """
     present = _normalise(concepts, domain)
-    if domain == "lunarlander" and (obs is not None or next_obs is not None):
-        if obs is None or next_obs is None:
-            raise ValueError("lunarlander shaping: give both obs and next_obs, or neither")
-        terms = lunar_potential_terms(np.reshape(obs, (1, -1)), np.reshape(next_obs, (1, -1)))[0]
-        return float(np.sum(terms * concept_mask(present, domain)))
-    values = CONCEPT_VALUES[domain]
-    return float(sum(values[name] for name in present))
+    if domain == "connect4":
+        return connect4_value(present)
+    if obs is None or next_obs is None:
+        raise ValueError("lunarlander shaping: give obs and next_obs (the shaping is a potential difference between them)")
+    terms = lunar_potential_terms(np.reshape(obs, (1, -1)), np.reshape(next_obs, (1, -1)))[0]
+    return float(np.sum(terms * concept_mask(present, domain)))
 
 
 __all__ = [
     "ALL_CONCEPT_SETS",
     "CENTER_COLUMN",
     "CONCEPTS",
-    "CONCEPT_VALUES",
     "CONNECT4_CONCEPTS",
     "CONNECT4_CONCEPT_VALUES",
-    "DIST_EPS",
+    "CONNECT4_PRIORITY",
     "DOMAINS",
     "LANDED_SPEED",
     "LEG_CONTACT",
     "LUNAR_CONCEPTS",
-    "LUNAR_CONCEPT_VALUES",
     "LUNAR_POTENTIAL_WEIGHTS",
     "NO_CONCEPT_SENTENCE",
-    "SPEED_EPS",
     "TEMPLATES",
-    "TILT_EPS",
     "board_from_pettingzoo",
     "concept_mask",
     "concepts_from_mask",
     "concepts_of",
+    "connect4_value",
     "connect4_concepts",
     "drop",
     "explain",

@@ -58,6 +58,14 @@ TASKS: dict[str, TaskSpec] = {
         sac=dict(learning_rate=1e-3, learning_starts=1_000, policy_kwargs=SMALL),
         td3=dict(learning_rate=1e-3, learning_starts=1_000, action_noise=0.1, policy_kwargs=SMALL),
     ),
+    # The cheapest of liayn's MuJoCo tasks (the Lipschitz-GAIL benchmark's). SAC with SB3's default [256, 256]
+    # networks and rl-zoo's lr 1e-3 for small control tasks; the 9-d observation has fast pole dynamics.
+    "InvertedDoublePendulum-v5": TaskSpec(
+        steps=60_000,
+        needs_mujoco=True,
+        sac=dict(learning_rate=1e-3, learning_starts=1_000),
+        td3=dict(learning_rate=1e-3, learning_starts=1_000, action_noise=0.1),
+    ),
     # rl-zoo trains MuJoCo experts for 1M steps with SB3's default networks; 300k already gives a hopping expert.
     "Hopper-v5": TaskSpec(
         steps=300_000,
@@ -75,10 +83,10 @@ class ExpertDemosConfig:
 
     Args:
         task (`str`, defaults to `"Pendulum-v1"`): the gymnasium environment; one of ``TASKS`` (Pendulum-v1,
-            InvertedPendulum-v5, Hopper-v5; the last two need the ``mujoco`` package).
+            InvertedPendulum-v5, InvertedDoublePendulum-v5, Hopper-v5; the last three need the ``mujoco`` package).
         algo (`str`, defaults to `"sac"`): the expert's SB3 algorithm, ``"sac"`` or ``"td3"``.
         expert_steps (`int | None`, defaults to `None`): environment steps to train the expert; None takes the
-            task's default (Pendulum 15k, InvertedPendulum 25k, Hopper 300k), which reaches a good expert.
+            task's default (Pendulum 15k, InvertedPendulum 25k, InvertedDoublePendulum 60k, Hopper 300k), which reaches a good expert.
         episodes (`int`, defaults to `10`): deterministic expert episodes kept as demonstrations.
         random_episodes (`int`, defaults to `10`): uniform-random-policy episodes, to measure R_random for the
             normalised score.

@@ -61,7 +61,7 @@ class RLConfig(BaseModel):
     eval_every: int = Field(5_000, ge=1)  # environment steps
     eval_episodes: int = Field(20, ge=1)
     target_return: float | None = None  # true return whose first crossing is reported; default: 0.8 (Connect 4), 0 (Lunar Lander)
-    stop_at_target: bool = False  # end an arm at its first crossing (benchmarks: steps to target, not a full budget)
+    stop_at_target: bool = False  # end an arm at its first crossing; this censors its curve, so comparisons leave it off
     agent: AgentConfig = AgentConfig()
 
 
@@ -257,7 +257,11 @@ def shaping_wrapper_class():
 
     class ConceptShaping(gym.Wrapper):
         """reward = base reward + coef x shaping reward of the transition; ``base="sparse"`` keeps only the reward of
-        terminal steps (Lunar Lander's +-100). The environment's own reward stays in ``info["true_reward"]``."""
+        terminal steps (Lunar Lander's +-100). The environment's own reward stays in ``info["true_reward"]``.
+
+        As in S2E's code, a terminal step pays the game's result alone: Lunar Lander's +-100 replaces that step's
+        shaping (gymnasium does the same), and a Connect 4 win is worth 1 with or without shaping, so the concept
+        value of the winning move is not added on top of it (that would make a shaped win worth 2)."""
 
         def __init__(self, env, shaping=None, coef: float = 1.0, base: str = "dense"):
             super().__init__(env)
@@ -271,7 +275,8 @@ def shaping_wrapper_class():
         def step(self, action):
             obs, reward, terminated, truncated, info = self.env.step(action)
             shaped = float(reward) if (self.base == "dense" or terminated) else 0.0
-            if self.shaping is not None:
+            result_only = terminated and (self.base == "sparse" or reward > 0)  # +-100 landing/crash, or a win
+            if self.shaping is not None and not result_only:
                 shaped += self.coef * float(self.shaping.score(np.asarray(self._obs)[None], np.asarray([action]),
                                                                np.asarray(obs)[None], np.asarray([float(terminated)]))[0])
             self._obs = obs
@@ -359,8 +364,9 @@ def shaping_for(arm: str, domain: str, learned):
     return {"none": None, "s2e": learned, "ground_truth": ConceptShapingReward.rules(domain)}[arm]
 
 
-def run_arms(cfg: Config, domain: str, learned, run=None) -> list[dict]:
-    """Every arm x opponent x seed of ``cfg.rl``, one after the other, with a progress bar over the runs."""
+def run_arms(cfg: Config, domain: str, learned, run=None, on_result=()) -> list[dict]:
+    """Every arm x opponent x seed of ``cfg.rl``, one after the other, with a progress bar over the runs;
+    ``on_result`` callables get the results so far after each run."""
     from tqdm.auto import tqdm
 
     rl, target = cfg.rl, cfg.target(domain)
@@ -376,25 +382,35 @@ def run_arms(cfg: Config, domain: str, learned, run=None) -> list[dict]:
                 run.log_metrics({f"{key}/true_return": point["true_return"], f"{key}/win_rate": point["win_rate"]}, step=point["env_steps"])
 
         results.append(run_arm(domain, arm, opp, seed, rl, shaping_for(arm, domain, learned), target, log))
+        for callback in on_result:
+            callback(results)  # e.g. a benchmark writing its JSON after every run, so a stopped sweep keeps them
     return results
 
 
+def _mean_std(values) -> dict[str, float]:
+    values = np.asarray(values, float)
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+
+
 def summarise(results: list[dict], budget: int) -> dict:
-    """Per (arm, opponent): steps to target (mean over the seeds that reached it), how many reached it, returns."""
+    """Per (arm, opponent), over seeds: the uncensored measures first (final true return and win rate, and the
+    area under the learning curve, i.e. the mean true return over all evaluations, as mean and std), then steps
+    to the target, which is censored: a seed that never reaches it counts as the whole budget."""
     out = {}
     for arm, opp in dict.fromkeys((r["arm"], r["opponent"]) for r in results):
         group = [r for r in results if r["arm"] == arm and r["opponent"] == opp]
         reached = [r["steps_to_target"] for r in group if r["steps_to_target"] is not None]
+        final, auc = _mean_std([r["final_return"] for r in group]), _mean_std([np.mean([p["true_return"] for p in r["curve"]]) for r in group])
+        win = _mean_std([r["curve"][-1]["win_rate"] for r in group])
         out[arm + (f"/{opp}" if opp else "")] = {
-            "seeds": len(group), "reached": len(reached),
-            "steps_to_target_mean": float(np.mean(reached)) if reached else None,
-            "steps_to_target_std": float(np.std(reached)) if reached else None,
-            # seeds that never reached the target count as the whole budget: a lower bound on their true cost
-            "steps_to_target_censored_mean": float(np.mean([r["steps_to_target"] or budget for r in group])),
-            "final_return_mean": float(np.mean([r["final_return"] for r in group])),
+            "seeds": len(group),
+            "final_return_mean": final["mean"], "final_return_std": final["std"],
+            "auc_mean_return": auc["mean"], "auc_mean_return_std": auc["std"],
+            "final_win_rate_mean": win["mean"], "final_win_rate_std": win["std"],
             "best_return_mean": float(np.mean([r["best_return"] for r in group])),
-            # the mean true return over all evaluations of a run: the area under its learning curve, no threshold
-            "curve_mean_return": float(np.mean([np.mean([p["true_return"] for p in r["curve"]]) for r in group])),
+            "reached": len(reached),
+            "steps_to_target_mean": float(np.mean(reached)) if reached else None,
+            "steps_to_target_censored_mean": float(np.mean([r["steps_to_target"] or budget for r in group])),
         }
     return out
 
@@ -423,7 +439,8 @@ def curves_figure(results: list[dict], domain: str, target: float):
 
 
 def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) -> dict:
-    """Build the data, train and evaluate the embedding, save the reward, then run the RL arms."""
+    """Build the data, train and evaluate the embedding, save the reward, then run the RL arms; ``callbacks`` are
+    called with the RL results so far after every arm's run."""
     from rewardlab import tracking
     from rewardlab.data import find_card
     from rewardlab.data.concepts import ALL_CONCEPT_SETS, explain
@@ -472,15 +489,16 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
         model_uri = run.log_reward_model(folder, cfg.name if cfg.tracking.register_model else None)
         results, summary = [], {}
         if cfg.rl.enabled:
-            results = run_arms(cfg, domain, learned, run)
+            results = run_arms(cfg, domain, learned, run, on_result=callbacks)
             summary = summarise(results, cfg.rl.total_steps)
             for name, s in summary.items():
                 run.log_metrics({f"rl/{name}/{k}": float(v) for k, v in s.items() if v is not None})
             run.log_figure(curves_figure(results, domain, cfg.target(domain)), "plots/learning_curves.png")
             for name, s in summary.items():
                 reached = f"{s['steps_to_target_mean']:.0f} steps" if s["reached"] else "never"
-                print(f"{name}: return >= {cfg.target(domain)} reached by {s['reached']}/{s['seeds']} seeds ({reached}); "
-                      f"final true return {s['final_return_mean']:.2f}", flush=True)
+                print(f"{name}: final true return {s['final_return_mean']:.2f} +- {s['final_return_std']:.2f}, area under the "
+                      f"curve {s['auc_mean_return']:.2f} +- {s['auc_mean_return_std']:.2f} ({s['seeds']} seeds); "
+                      f"return >= {cfg.target(domain)} reached by {s['reached']}/{s['seeds']} ({reached})", flush=True)
         (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, "model_uri": model_uri, "metrics": metrics,
                                                    "embedding_history": history, "rl": summary}, indent=2))
         (out / "rl_curves.json").write_text(json.dumps(results, indent=1))

@@ -3,9 +3,11 @@
 Each transition's explanation is predicted by retrieval in the joint embedding (the nearest of the domain's finite
 set of template explanations); the explanation maps back to a concept set, and the concepts give the shaping reward:
 
-* Connect 4: the sum of the concepts' values (win 1, block 0.5, three in a row 0.1, centre 0.1);
-* Lunar Lander: the potential-based terms of the predicted concepts only (100 x the fall of the distance, speed and
-  tilt, 10 x a new leg contact), and the fuel cost of the engine concepts.
+* Connect 4: one value per move, that of its highest-priority concept (win 1 > block 0.5 > three in a row 0.1 >
+  centre 0.1, else 0), as S2E's code pays it;
+* Lunar Lander: the environment's potential-based terms for the predicted concepts only (100 x the change of
+  -distance, -speed and -|tilt|, 10 x the change of a leg's contact; negative when things get worse), and the fuel
+  cost of the engine concepts. With the rule concepts this is gymnasium's own shaping.
 
 With no embedder (``ConceptShapingReward.rules(domain)``) the concepts come from the rule-based extractors: the
 "ground-truth concepts" arm of the S2E experiments, and exact explanations for people.
@@ -29,11 +31,11 @@ import numpy as np
 
 from rewardlab.data.concepts import (
     ALL_CONCEPT_SETS,
-    CONCEPT_VALUES,
     COLS,
     DOMAINS,
     ROWS,
     concept_mask,
+    connect4_value,
     connect4_concepts,
     drop,
     explain,
@@ -188,9 +190,8 @@ class ConceptShapingReward:
     def score(self, obs, actions, next_obs, dones) -> np.ndarray:
         """The shaping reward of each transition from its (predicted) concepts."""
         if self.domain == "connect4":
-            values = CONCEPT_VALUES["connect4"]
             sets = self.concepts(obs, actions, next_obs, dones)
-            return np.array([sum(values[c] for c in s) if s is not None else 0.0 for s in sets], dtype=np.float32)
+            return np.array([connect4_value(s) if s is not None else 0.0 for s in sets], dtype=np.float32)
         o, a, n = self._lunar(obs, actions, next_obs, dones)  # checked once, used for the concepts and the terms
         sets = self._lunar_concepts(o, a, n)
         masks = np.stack([concept_mask(s, "lunarlander") for s in sets]) if sets else np.zeros((0, 8), bool)

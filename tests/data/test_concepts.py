@@ -169,31 +169,37 @@ def lander(x=0.5, y=1.0, vx=0.0, vy=-0.5, angle=0.2, w=0.0, left=0.0, right=0.0)
     return np.array([x, y, vx, vy, angle, w, left, right], dtype=np.float32)
 
 
+ALWAYS = ("closer_to_pad", "less_tilt", "slower")  # in flight the distance, speed and tilt terms always apply
+
+
 @pytest.mark.parametrize(
     "next_kwargs, action, expected",
     [
-        ({"x": 0.49, "y": 0.98}, 0, ("closer_to_pad",)),
-        ({"vy": -0.4}, 0, ("slower",)),
-        ({"angle": 0.15}, 0, ("less_tilt",)),
-        ({"angle": -0.15}, 0, ("less_tilt",)),  # |angle| is what counts
-        ({"left": 1.0}, 0, ("left_leg",)),
-        ({"right": 1.0}, 0, ("right_leg",)),
-        ({}, 2, ("main_engine",)),
-        ({}, 1, ("side_engine",)),
-        ({}, 3, ("side_engine",)),
-        ({}, 0, ()),
-        ({"x": 0.5 - 1e-6, "vy": -0.5 + 1e-6, "angle": 0.2 - 1e-6}, 0, ()),  # below the epsilons: no concept
-        ({"x": 0.6, "y": 1.1, "vy": -0.7, "angle": 0.3}, 0, ()),  # worse on every count
+        ({"x": 0.49, "y": 0.98}, 0, ALWAYS),
+        ({"x": 0.6, "y": 1.1, "vy": -0.7, "angle": 0.3}, 0, ALWAYS),  # worse on every count: the terms still apply
+        ({"left": 1.0}, 0, (*ALWAYS, "left_leg")),
+        ({"right": 1.0}, 0, (*ALWAYS, "right_leg")),
+        ({}, 2, (*ALWAYS, "main_engine")),
+        ({}, 1, (*ALWAYS, "side_engine")),
+        ({}, 3, (*ALWAYS, "side_engine")),
     ],
 )
-def test_lunar_concepts_one_at_a_time(next_kwargs, action, expected):
-    assert lunar_concepts(lander(), action, lander(**next_kwargs)) == expected
+def test_lunar_concepts_say_which_shaping_terms_apply(next_kwargs, action, expected):
+    assert lunar_concepts(lander(), action, lander(**next_kwargs)) == tuple(sorted(expected))
+
+
+def test_lunar_leg_concept_holds_on_touchdown_and_on_lift_off():
+    assert "left_leg" in lunar_concepts(lander(), 0, lander(left=1.0))
+    assert "left_leg" in lunar_concepts(lander(left=1.0), 0, lander())  # the lift-off is paid too (-10)
+    assert "left_leg" not in lunar_concepts(lander(), 0, lander())
+    centred = dict(x=0.0, y=0.0, vx=0.0, vy=0.0, angle=0.0)
+    assert lunar_concepts(lander(**centred), 0, lander(**centred)) == ()  # no term is non-zero
 
 
 def test_lunar_landed_needs_both_legs_and_no_speed():
     still = dict(x=0.05, y=0.0, vx=0.0, vy=0.0, angle=0.0)
     resting = lunar_concepts(lander(**still, left=1, right=1), 0, lander(**still, left=1, right=1))
-    assert resting == ("landed", "left_leg", "right_leg")
+    assert resting == ("closer_to_pad", "landed", "left_leg", "right_leg")
     assert "landed" not in lunar_concepts(lander(**still), 0, lander(**still, left=1))
     moving = lunar_concepts(lander(vy=-0.5), 0, lander(x=0.05, y=0.0, vy=-0.3, angle=0.0, left=1, right=1))
     assert moving == ("closer_to_pad", "left_leg", "less_tilt", "right_leg", "slower")
@@ -269,7 +275,7 @@ def test_explain_wording_and_errors():
         explain((), "chess")
 
 
-def test_shaping_signs():
+def test_connect4_pays_one_value_per_move_by_priority():
     win = connect4_concepts(board("OO.....", ".XXX..O"), 4)
     block = connect4_concepts(board("......O", "......O", "X.X...O"), 6)
     plain = connect4_concepts(board("X.....O"), 5)
@@ -277,20 +283,22 @@ def test_shaping_signs():
     assert shaping_reward(block, "connect4") == 0.5
     assert plain == () and shaping_reward(plain, "connect4") == 0.0
     assert shaping_reward(connect4_concepts(board("...OXX."), 6), "connect4") <= 0.0  # a blocked three is worth nothing
+    # a winning move in the centre column is worth the win, not the win plus the centre
+    centre_win = connect4_concepts(board("...X...", "...X...", "...X..."), 3)
+    assert set(centre_win) == {"center", "win"} and shaping_reward(centre_win, "connect4") == 1.0
+    assert shaping_reward(("block_win", "center", "three_in_row"), "connect4") == 0.5
+    assert shaping_reward(("center", "three_in_row"), "connect4") == pytest.approx(0.1)
 
-    # Lunar Lander, the paper's potential terms for the predicted concepts
+
+def test_lunar_shaping_is_the_potential_difference_of_the_terms_that_apply():
     good_obs, good_next = lander(), lander(x=0.45, y=0.9, vy=-0.4, angle=0.1)
     good = lunar_concepts(good_obs, 0, good_next)
-    assert good == ("closer_to_pad", "less_tilt", "slower")
     assert shaping_reward(good, "lunarlander", good_obs, good_next) > 0
-    assert shaping_reward(good, "lunarlander") > 0
     bad_obs, bad_next = lander(), lander(x=0.55, y=1.05, vy=-0.6, angle=0.3)
     bad = lunar_concepts(bad_obs, 2, bad_next)
-    assert bad == ("main_engine",)
-    assert shaping_reward(bad, "lunarlander", bad_obs, bad_next) < 0
-    assert shaping_reward(bad, "lunarlander") < 0
-    # a wrongly predicted concept is charged by its real potential change
-    assert shaping_reward(("closer_to_pad",), "lunarlander", bad_obs, bad_next) < 0
+    assert shaping_reward(bad, "lunarlander", bad_obs, bad_next) < -0.3  # getting worse costs, on top of the fuel
+    with pytest.raises(ValueError, match="give obs and next_obs"):
+        shaping_reward(good, "lunarlander")
 
 
 def test_parse_board_reads_the_typed_layouts_and_names_what_is_wrong():

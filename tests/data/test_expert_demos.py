@@ -62,7 +62,7 @@ def test_subset_and_npz_round_trip(tmp_path):
 
 
 def test_unknown_task_and_bad_settings_name_what_is_supported(capsys):
-    with pytest.raises(DataError, match="unknown task 'CartPole-v1'; supported tasks: Pendulum-v1, InvertedPendulum-v5, Hopper-v5"):
+    with pytest.raises(DataError, match="unknown task 'CartPole-v1'; supported tasks: Pendulum-v1, InvertedPendulum-v5, InvertedDoublePendulum-v5, Hopper-v5"):
         ExpertDemosConfig(task="CartPole-v1")
     with pytest.raises(DataError, match="unknown algo 'ppo'"):
         ExpertDemosConfig(algo="ppo")

@@ -60,6 +60,7 @@ def test_a_move_into_a_full_column_loses_and_ends_the_game():
 
 
 def test_shaping_wrapper_adds_coef_times_the_concepts_to_the_sparse_lunar_reward():
+    """Every step pays coef x the shaping; the terminal step pays the +-100 alone, as gymnasium and S2E do."""
     rules = ConceptShapingReward.rules("lunarlander")
     env = s2e.make_env("lunarlander", None, rules, coef=2.0, base="sparse", seed=0)
     obs, _ = env.reset(seed=0)
@@ -69,8 +70,8 @@ def test_shaping_wrapper_adds_coef_times_the_concepts_to_the_sparse_lunar_reward
     while not (terminated or truncated):
         action = int(rng.integers(4))
         nxt, reward, terminated, truncated, info = env.step(action)
-        base = info["true_reward"] if terminated else 0.0
-        expected = base + 2.0 * rules.score(obs[None], np.array([action]), nxt[None], np.zeros(1))[0]
+        shaping = 2.0 * rules.score(obs[None], np.array([action]), nxt[None], np.zeros(1))[0]
+        expected = info["true_reward"] if terminated else shaping
         assert reward == pytest.approx(expected, rel=1e-5, abs=1e-5)
         obs, steps = nxt, steps + 1
     assert terminated and abs(info["true_reward"]) == 100  # random play crashes: the sparse reward's -100

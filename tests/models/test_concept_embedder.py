@@ -52,7 +52,7 @@ def test_negatives_never_include_the_true_explanation_and_half_are_one_concept_a
     assert all(len(sets[t] ^ sets[j]) == 1 for t, row in zip(truth, neg) for j in row[:4])
 
 
-@pytest.mark.parametrize("domain, episodes, epochs", [("lunarlander", 120, 6)])  # Connect 4: tests/rewards/test_concept_reward.py
+@pytest.mark.parametrize("domain, episodes, epochs", [("lunarlander", 120, 12)])  # Connect 4: tests/rewards/test_concept_reward.py
 def test_brief_training_retrieves_explanations_far_better_than_chance(domain, episodes, epochs):
     rows = build(S2EDatasetConfig(domain=domain, episodes=episodes, seed=3))
     train = s2e.transition_arrays([r for r in rows if r["split"] == "train"], domain, mirror=True)
