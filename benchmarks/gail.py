@@ -1,24 +1,29 @@
-"""Off-policy Lipschitz GAIL (rewardlab) against the `imitation` library's GAIL, on the same task and demos.
+"""Off-policy Lipschitz GAIL (rewardlab) against its ablations and the `imitation` library's GAIL, same demos and budget.
 
-Arms, each with the same environment-step budget and the same expert episodes:
+Arms, each with the same expert episodes, the same environment-step budget (no early stop: every arm runs it all)
+and the same evaluation cadence (--eval-every steps, --eval-episodes deterministic episodes on the true reward):
 
-  rewardlab                 recipes/gail_pendulum.yaml (SAC, wgan one-sided penalty), stopped at the target score
-  rewardlab_no_penalty      the same with penalty.variant=none: nothing keeps D Lipschitz (the paper's ablation)
-  rewardlab_spectral_norm   penalty.variant=none, discriminator.spectral_norm=true: Lipschitz by construction
-                            (not in the default --arms)
-  imitation             imitation's GAIL (PPO generator), benchmarks/gail_peer_imitation.py in its own virtualenv
+  rewardlab             the recipe (recipes/gail_idp.yaml by default): SAC; spectral norm on D's hidden layers plus a
+                        one-sided wgan gradient penalty (k 1, lambda 10), liayn-pytorch's discriminator settings
+  rewardlab_no_penalty  penalty.variant=none, discriminator.spectral_norm=false: nothing keeps D Lipschitz
+  rewardlab_sn_only     penalty.variant=none, spectral norm on the hidden layers only
+  imitation_sac         imitation's GAIL with an SB3 SAC generator (off-policy, as rewardlab; rewards computed by the
+                        discriminator at collection time, imitation's design)
+  imitation_ppo         imitation's GAIL with an SB3 PPO generator (its documented setting)
 
-For each arm and seed: environment steps and training wall time until the normalised score
-(R - R_random) / (R_expert - R_random) first reaches 0.9 (R is the mean true return of a deterministic evaluation),
-or "not reached" with the best return seen. Prints the ratios imitation / rewardlab and writes
-benchmarks/results/gail.json. The imitation side needs its own virtualenv (it pins older gymnasium and SB3):
+Reported per arm, mean +- std over seeds (uncensored): the final normalised score (R - R_random) / (R_expert -
+R_random), the area under the curve (the mean normalised score over all evaluations after step 0), and, for the
+rewardlab arms, the discriminator's mean input-gradient norm over time. Steps to a normalised 0.9 is a secondary,
+censored column. Results go to benchmarks/results/gail_<task>.json after every run. The imitation arms need their
+own virtualenv (it pins older gymnasium and SB3):
 
   python3 -m venv benchmarks/.venv-imitation
   benchmarks/.venv-imitation/bin/pip install torch==2.13.0      # the CPU build first (GPU users: their CUDA build)
   benchmarks/.venv-imitation/bin/pip install -r benchmarks/imitation-requirements.txt
 
-Run:  python benchmarks/gail.py --seeds 0 1 2 --budget 100000
-      python benchmarks/gail.py --arms rewardlab imitation --seeds 0       (a subset of the arms)
+Run:  python benchmarks/gail.py --seeds 0 1 2 --budget 30000
+      python benchmarks/gail.py --arms rewardlab_no_penalty --seeds 0 1 2 --out benchmarks/results/gail_idp_nopen.json
+      python benchmarks/gail.py --recipe gail_pendulum --budget 10000 --eval-every 1000    (Pendulum-v1)
 """
 
 from __future__ import annotations
@@ -31,61 +36,96 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from common import isolated_store, mean_std, train
 
 HERE = Path(__file__).parent
-RESULTS = HERE / "results" / "gail.json"
 PEER_PYTHON = HERE / ".venv-imitation" / "bin" / "python"
 TARGET = 0.9
+ARMS = {"rewardlab": [], "rewardlab_no_penalty": ["penalty.variant=none", "discriminator.spectral_norm=false"],
+        "rewardlab_sn_only": ["penalty.variant=none", "discriminator.spectral_norm=true"],
+        "imitation_sac": None, "imitation_ppo": None}
 
 
-def first_reach(curve: list[tuple[int, float, float]], score) -> dict:
-    """steps / seconds at the first point of (steps, seconds, return) whose normalised score reaches TARGET."""
-    best = max(curve, key=lambda p: p[2])
-    out = {"best_return": best[2], "best_score": round(score(best[2]), 4), "evaluated_steps": curve[-1][0]}
-    for steps, seconds, ret in curve:
-        if score(ret) >= TARGET:
-            return {**out, "steps": steps, "seconds": round(seconds, 1), "return": ret}
-    return {**out, "steps": None, "seconds": None}
+def measures(curve: list[dict], score) -> dict:
+    """Uncensored final score and area under the curve (evaluations after step 0), and the censored first 0.9."""
+    points = [p for p in curve if p["env_steps"] > 0]
+    scores = [score(p["true_return"]) for p in points]
+    first = next((p for p, s in zip(points, scores) if s >= TARGET), None)
+    grads = [p["disc_grad_norm"] for p in points if "disc_grad_norm" in p]
+    return {"final_score": round(scores[-1], 4), "auc_score": round(float(np.mean(scores)), 4), "best_score": round(max(scores), 4),
+            "final_return": points[-1]["true_return"], "evaluated_steps": points[-1]["env_steps"],
+            "steps_to_target": first["env_steps"] if first else None,
+            "disc_grad_norm_mean": round(float(np.mean(grads)), 4) if grads else None,
+            "disc_grad_norm_last": round(grads[-1], 4) if grads else None}
 
 
-def run_rewardlab(seed: int, budget: int, args, extra: list[str]) -> dict:
-    result = train("gail_pendulum", [f"seed={seed}", f"agent.total_steps={budget}", f"eval.every={args.eval_every}",
-                                     f"eval.episodes={args.eval_episodes}", f"demos.episodes={args.episodes}",
-                                     "eval.stop_at_target=true", *extra])
-    return {"curve": [(p["env_steps"], p["train_seconds"], p["true_return"]) for p in result["curve"]], "wall": result["seconds"]}
+def run_rewardlab(recipe: str, seed: int, args, extra: list[str]) -> dict:
+    result = train(recipe, [f"seed={seed}", f"agent.total_steps={args.budget}", f"eval.every={args.eval_every}",
+                            f"eval.episodes={args.eval_episodes}", f"demos.episodes={args.episodes}", "eval.stop_at_target=false",
+                            "tracking.register_model=false", *extra, *args.set])
+    keep = ("env_steps", "train_seconds", "true_return", "disc_grad_norm", "disc_penalty", "disc_accuracy")
+    return {"curve": [{k: p[k] for k in keep if k in p} for p in result["curve"]], "wall": result["seconds"]}
 
 
-def run_imitation(seed: int, budget: int, args, demos_npz: Path) -> dict:
+# PPO's own settings per task: rl-zoo's Pendulum ones (the peer script's defaults) or, for MuJoCo, SB3's PPO defaults
+# (tuned on MuJoCo: gamma 0.99, lr 3e-4, 10 epochs, batch 64), one environment, a 2,000-step round = the eval cadence.
+PPO_FLAGS = {"Pendulum-v1": []}
+MUJOCO_PPO = ["--gamma", "0.99", "--ppo-lr", "3e-4", "--no-sde", "--n-envs", "1", "--n-steps", "2000"]
+
+
+def run_imitation(generator: str, env_id: str, seed: int, args, demos_npz: Path) -> dict:
     if not PEER_PYTHON.exists():
         raise SystemExit(f"{PEER_PYTHON} not found: create the imitation virtualenv first (see this script's --help)")
     out = Path(tempfile.mkdtemp(prefix="gail-peer-")) / "result.json"
     start = time.perf_counter()
-    subprocess.run([str(PEER_PYTHON), str(HERE / "gail_peer_imitation.py"), "--demos", str(demos_npz), "--env", "Pendulum-v1",
-                    "--budget", str(budget), "--eval-every", str(args.peer_eval_every), "--eval-episodes", str(args.eval_episodes),
-                    "--seed", str(seed), "--out", str(out)], check=True)
+    subprocess.run([str(PEER_PYTHON), str(HERE / "gail_peer_imitation.py"), "--demos", str(demos_npz), "--env", env_id,
+                    "--generator", generator, "--budget", str(args.budget), "--eval-every", str(args.eval_every),
+                    "--eval-episodes", str(args.eval_episodes), "--seed", str(seed), "--out", str(out),
+                    *(PPO_FLAGS.get(env_id, MUJOCO_PPO) if generator == "ppo" else [])], check=True)
     peer = json.loads(out.read_text())
-    return {"curve": [tuple(p) for p in peer["curve"]], "wall": round(time.perf_counter() - start, 1), "versions": peer.get("versions")}
+    curve = [{"env_steps": s, "train_seconds": t, "true_return": r} for s, t, r in peer["curve"]]
+    return {"curve": curve, "wall": round(time.perf_counter() - start, 1), "versions": peer.get("versions"), "settings": peer.get("settings")}
+
+
+def summarize(rows: list[dict], arms: list[str]) -> dict:
+    summary = {}
+    for arm in arms:
+        mine = [r for r in rows if r["arm"] == arm]
+        if not mine:
+            continue
+        s = {"seeds": len(mine)} | {k: mean_std([r[k] for r in mine]) for k in ("final_score", "auc_score", "best_score")}
+        if mine[0]["disc_grad_norm_mean"] is not None:
+            s["disc_grad_norm_mean"] = mean_std([r["disc_grad_norm_mean"] for r in mine])
+        reached = [r["steps_to_target"] for r in mine if r["steps_to_target"] is not None]
+        s["reached_target"] = f"{len(reached)}/{len(mine)}"
+        s["steps_to_target_reached_mean"] = float(np.mean(reached)) if reached else None
+        summary[arm] = s
+    return summary
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default="gail_idp", help="the rewardlab recipe (its task's demos are given to every arm)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--budget", type=int, default=100_000, help="environment steps per arm and seed (the same for every arm)")
+    ap.add_argument("--budget", type=int, default=30_000, help="environment steps per arm and seed (the same for every arm)")
     ap.add_argument("--episodes", type=int, default=10, help="expert episodes given to every arm")
-    ap.add_argument("--eval-every", type=int, default=1_000, help="rewardlab arms: steps between evaluations")
-    ap.add_argument("--peer-eval-every", type=int, default=5_000, help="imitation: steps between evaluations (a multiple of its 2,500-step GAIL round)")
+    ap.add_argument("--eval-every", type=int, default=2_000, help="steps between evaluations, every arm")
     ap.add_argument("--eval-episodes", type=int, default=5)
-    ap.add_argument("--ablation-budget", type=int, default=None, help="a smaller budget for the ablation arms (default: --budget)")
-    ap.add_argument("--arms", nargs="+", default=["rewardlab", "rewardlab_no_penalty", "imitation"],
-                    choices=["rewardlab", "rewardlab_no_penalty", "rewardlab_spectral_norm", "imitation"])
-    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--set", action="append", default=[], help="override applied to the rewardlab arms (repeatable)")
+    ap.add_argument("--out", default=None, help="default: benchmarks/results/gail_<task>.json")
     args = ap.parse_args()
-    args.out = str(Path(args.out).resolve())  # before isolated_store changes the working directory
 
+    from rewardlab import recipes
     from rewardlab.data.expert_demos import ExpertDemosConfig, load_demos
+    from rewardlab.data.loaders import builder_config
 
-    demos = load_demos(ExpertDemosConfig()).subset(args.episodes)
+    config, _, _ = recipes.load(args.recipe, args.set)
+    demos = load_demos(builder_config(ExpertDemosConfig, config.demos.builder, "demos.builder")).subset(args.episodes)
+    task = demos.env_id
+    args.out = str(Path(args.out or HERE / "results" / f"gail_{task.split('-')[0].lower()}.json").resolve())
     score = demos.normalized_score
     work = isolated_store("rewardlab-gail-bench-")
     demos_npz = work / "demos.npz"
@@ -93,51 +133,29 @@ def main() -> int:
     rows = []
     for seed in args.seeds:
         for arm in args.arms:
-            if arm == "imitation":
-                res = run_imitation(seed, args.budget, args, demos_npz)
+            if arm.startswith("imitation"):
+                res = run_imitation(arm.split("_")[1], task, seed, args, demos_npz)
             else:
-                budget = (args.ablation_budget or args.budget) if arm != "rewardlab" else args.budget
-                extra = {"rewardlab": [], "rewardlab_no_penalty": ["penalty.variant=none"],
-                         "rewardlab_spectral_norm": ["penalty.variant=none", "discriminator.spectral_norm=true"]}[arm]
-                res = run_rewardlab(seed, budget, args, extra)
-            row = {"arm": arm, "seed": seed, **first_reach(res["curve"], score), "wall_seconds": res["wall"], "curve": res["curve"]}
+                res = run_rewardlab(args.recipe, seed, args, ARMS[arm])
+            row = {"arm": arm, "seed": seed, **measures(res["curve"], score), "wall_seconds": res["wall"], "curve": res["curve"]}
+            if "settings" in res:
+                row |= {"versions": res["versions"], "settings": res["settings"]}
             rows.append(row)
-            print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
-    summary = summarize(rows, args)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"task": "Pendulum-v1", "expert_episodes": args.episodes, "budget": args.budget,
-                                          "target_score": TARGET, "expert_return": demos.expert_return,
-                                          "random_return": demos.random_return, "seeds": args.seeds, "summary": summary,
-                                          "runs": rows}, indent=1))
+            print(json.dumps({k: v for k, v in row.items() if k not in ("curve", "settings", "versions")}), flush=True)
+            summary = summarize(rows, args.arms)
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps({
+                "task": task, "recipe": args.recipe, "expert_episodes": args.episodes, "budget": args.budget,
+                "eval_every": args.eval_every, "eval_episodes": args.eval_episodes, "target_score": TARGET,
+                "expert_return": demos.expert_return, "random_return": demos.random_return, "seeds": args.seeds,
+                "overrides": args.set, "summary": summary, "runs": rows}, indent=1))  # after every run
+    print(f"\n{task}, {args.episodes} expert episodes, budget {args.budget} steps, evaluated every {args.eval_every}")
+    for arm, s in summary.items():
+        grad = f"  |grad D| {s['disc_grad_norm_mean']['mean']:.2f}" if "disc_grad_norm_mean" in s else ""
+        print(f"  {arm:22s} final {s['final_score']['mean']:.3f} +- {s['final_score']['std']:.3f}  AUC {s['auc_score']['mean']:.3f} +- "
+              f"{s['auc_score']['std']:.3f}  reached {TARGET}: {s['reached_target']}{grad}")
     print(f"wrote {args.out}")
     return 0
-
-
-def summarize(rows: list[dict], args) -> dict:
-    summary = {}
-    print(f"\nPendulum-v1, {args.episodes} expert episodes, budget {args.budget} steps, target normalised score {TARGET}")
-    for arm in args.arms:
-        mine = [r for r in rows if r["arm"] == arm]
-        reached = [r for r in mine if r["steps"] is not None]
-        s = {"reached": f"{len(reached)}/{len(mine)}", "best_score": mean_std([r["best_score"] for r in mine])}
-        if reached:
-            s |= {"steps": mean_std([r["steps"] for r in reached]), "seconds": mean_std([r["seconds"] for r in reached])}
-        summary[arm] = s
-        what = (f"steps {s['steps']['mean']:.0f} +- {s['steps']['std']:.0f}, train seconds {s['seconds']['mean']:.0f} +- {s['seconds']['std']:.0f}"
-                if reached else "not reached")
-        print(f"  {arm:22s} reached {s['reached']}: {what}; best normalised score {s['best_score']['mean']:.3f}")
-    ours = summary.get("rewardlab", {})
-    peer = summary.get("imitation", {})
-    if "steps" in ours and peer:
-        if "steps" in peer:
-            summary["ratio_steps"] = round(peer["steps"]["mean"] / ours["steps"]["mean"], 2)
-            summary["ratio_seconds"] = round(peer["seconds"]["mean"] / ours["seconds"]["mean"], 2)
-            print(f"  imitation / rewardlab: {summary['ratio_steps']}x the environment steps, {summary['ratio_seconds']}x the time")
-        else:  # the peer never reached the target: its budget is a lower bound on the steps it needs
-            summary["ratio_steps_at_least"] = round(args.budget / ours["steps"]["mean"], 2)
-            print(f"  imitation did not reach {TARGET} within {args.budget} steps: at least {summary['ratio_steps_at_least']}x "
-                  "the environment steps of rewardlab")
-    return summary
 
 
 if __name__ == "__main__":

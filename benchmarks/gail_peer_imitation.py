@@ -1,4 +1,4 @@
-"""Peer baseline for the GAIL benchmark: HumanCompatibleAI's ``imitation`` GAIL with an SB3 PPO generator.
+"""Peer baseline for the GAIL benchmark: HumanCompatibleAI's ``imitation`` GAIL with an SB3 PPO or SAC generator.
 
 Runs in its OWN virtualenv (``benchmarks/.venv-imitation``, see ``benchmarks/imitation-requirements.txt``),
 because ``imitation`` pins older gymnasium / stable-baselines3 than rewardlab. It never imports rewardlab.
@@ -32,6 +32,12 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")  # imitation's per-round tqdm bar would flood the log
 
 REQUIRED_KEYS = ("obs", "actions", "next_obs", "dones", "terminated")
+# imitation 1.0.1 pins gymnasium 0.29, which has the MuJoCo v4 tasks only. InvertedDoublePendulum-v5 is v4 without
+# the two constraint-force entries of the observation (always 0 in v4; checked) and without the +10 alive bonus on
+# the step that terminates: the peer trains and is evaluated on v4 with those two entries dropped (so the demos fit),
+# and its returns can be at most 10 above v5's per episode.
+TERMINATING = {"InvertedPendulum", "InvertedDoublePendulum", "Hopper", "Walker2d", "Ant", "Humanoid"}
+V4_FOR_V5 = {"InvertedDoublePendulum-v5": ("InvertedDoublePendulum-v4", 9)}
 
 
 def log(msg: str) -> None:
@@ -50,6 +56,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     # Generator / discriminator settings. Defaults: PPO as tuned for Pendulum-v1 (gamma 0.9, lr 1e-3, 10 epochs,
     # gSDE, 4 envs), discriminator as in imitation's GAIL docs/scripts (BasicRewardNet + RunningNorm input,
     # demo batch 1024, no replay beyond the last rollout).
+    ap.add_argument("--generator", choices=["ppo", "sac"], default="ppo",
+                    help="ppo: on-policy, as imitation's docs; sac: off-policy (imitation accepts any SB3 algorithm), "
+                         "SB3's SAC defaults with --sac-lr, one environment, rewards from the discriminator at collection time")
+    ap.add_argument("--sac-lr", type=float, default=1e-3)
+    ap.add_argument("--sac-round", type=int, default=1000, help="SAC generator steps per GAIL round")
+    ap.add_argument("--sac-learning-starts", type=int, default=1000)
     ap.add_argument("--n-envs", type=int, default=4)
     ap.add_argument("--n-steps", type=int, default=0,
                     help="PPO steps per env per rollout; 0 = largest divisor of eval_every/n_envs that is <= 1024, "
@@ -124,12 +136,37 @@ def pick_n_steps(eval_every: int, n_envs: int, cap: int = 1024) -> int:
     return best
 
 
+def make_env(env_id: str):
+    """``env_id``, or for a v5 task this gymnasium lacks, its v4 with the v5 observation (see V4_FOR_V5)."""
+    import gymnasium as gym
+
+    if env_id in V4_FOR_V5 and env_id not in gym.registry:
+        old, dim = V4_FOR_V5[env_id]
+        env = gym.make(old)
+        low, high = env.observation_space.low[:dim], env.observation_space.high[:dim]
+        return _Trim(env, dim, low, high)
+    return gym.make(env_id)
+
+
+def _Trim(env, dim, low, high):  # noqa: N802 - a small ObservationWrapper built here so gymnasium is imported lazily
+    import gymnasium as gym
+
+    class Trim(gym.ObservationWrapper):
+        def __init__(self, inner):
+            super().__init__(inner)
+            self.observation_space = gym.spaces.Box(low, high, dtype=inner.observation_space.dtype)
+
+        def observation(self, observation):
+            return observation[:dim]
+
+    return Trim(env)
+
+
 def evaluate(policy, env_id: str, episodes: int, seed: int) -> float:
     """Mean undiscounted TRUE return of deterministic actions, episode i reset with seed ``seed + 10_000 + i``."""
-    import gymnasium as gym
     import numpy as np
 
-    env = gym.make(env_id)
+    env = make_env(env_id)
     env.action_space.seed(seed + 10_000)
     returns = []
     for i in range(episodes):
@@ -186,47 +223,73 @@ def main(argv=None) -> int:
     n_episodes = int(demos["dones"].sum())
     log(f"demos: {n} transitions, {n_episodes} episode ends ({int(demos['terminated'].sum())} terminations)")
 
-    venv = make_vec_env(args.env, rng=np.random.default_rng(args.seed), n_envs=args.n_envs, parallel=False)
+    import gymnasium as gym
+
+    env_name, post = args.env, None
+    if args.env in V4_FOR_V5 and args.env not in gym.registry:
+        env_name, dim = V4_FOR_V5[args.env]
+        trim = make_env(args.env)  # for its observation bounds
+        post = [lambda env, _i: _Trim(env, dim, trim.observation_space.low, trim.observation_space.high)]
+        log(f"{args.env} is not in gymnasium {gym.__version__}: training on {env_name} with the v5 observation")
+    if args.generator == "sac":
+        args.n_envs = 1
+    venv = make_vec_env(env_name, rng=np.random.default_rng(args.seed), n_envs=args.n_envs, parallel=False, post_wrappers=post)
     if venv.observation_space.shape != demos["obs"].shape[1:]:
         sys.exit(f"error: demo obs shape {demos['obs'].shape[1:]} != {args.env} obs {venv.observation_space.shape}")
     if venv.action_space.shape != demos["actions"].shape[1:]:
         sys.exit(f"error: demo action shape {demos['actions'].shape[1:]} != {args.env} "
                  f"action {venv.action_space.shape}")
 
-    n_steps = args.n_steps or pick_n_steps(args.eval_every, args.n_envs)
-    rollout = n_steps * args.n_envs
-    if args.eval_every % rollout:
-        log(f"warning: eval_every {args.eval_every} is not a multiple of the GAIL round ({rollout} steps); "
-            "chunks will be rounded down to whole rounds")
-    if args.eval_every < rollout:
-        sys.exit(f"error: --eval-every {args.eval_every} is smaller than one GAIL round ({rollout} steps)")
-    ppo_batch = min(args.ppo_batch_size, rollout)
-    if rollout % ppo_batch:  # SB3 would leave a tiny truncated minibatch each epoch: use the nearest divisor below
-        divisor = max(d for d in range(1, ppo_batch + 1) if rollout % d == 0)
-        if divisor >= ppo_batch // 2:
-            ppo_batch = divisor
-    use_sde = not args.no_sde
-
-    variable_horizon = bool(demos["terminated"].any())
+    # imitation refuses variable-length episodes unless told. They occur when the task can terminate: when the demos
+    # show terminations, or for a task known to terminate (an expert that never falls still has an agent that does).
+    variable_horizon = bool(demos["terminated"].any()) or args.env.split("-")[0] in TERMINATING
     workdir = tempfile.mkdtemp(prefix="gail-peer-")
     quiet_logger = imit_logger.configure(folder=workdir, format_strs=["csv"])
-    learner = PPO(
-        "MlpPolicy",
-        venv,
-        n_steps=n_steps,
-        batch_size=ppo_batch,
-        n_epochs=args.ppo_epochs,
-        learning_rate=args.ppo_lr,
-        gamma=args.gamma,
-        gae_lambda=args.gae_lambda,
-        ent_coef=args.ent_coef,
-        clip_range=args.clip_range,
-        use_sde=use_sde,
-        sde_sample_freq=args.sde_sample_freq if use_sde else -1,
-        seed=args.seed,
-        device="cpu",
-        verbose=0,
-    )
+    if args.generator == "sac":
+        from stable_baselines3 import SAC
+
+        learner = SAC("MlpPolicy", venv, learning_rate=args.sac_lr, learning_starts=args.sac_learning_starts,
+                      seed=args.seed, device="cpu", verbose=0)
+        round_steps, gen_settings = args.sac_round, {"generator": "stable_baselines3.SAC MlpPolicy (SB3 defaults)",
+                                                      "sac_lr": args.sac_lr, "learning_starts": args.sac_learning_starts}
+        if args.eval_every % round_steps:
+            sys.exit(f"error: --eval-every {args.eval_every} is not a multiple of --sac-round {round_steps}")
+    else:
+        n_steps = args.n_steps or pick_n_steps(args.eval_every, args.n_envs)
+        rollout = n_steps * args.n_envs
+        if args.eval_every % rollout:
+            log(f"warning: eval_every {args.eval_every} is not a multiple of the GAIL round ({rollout} steps); "
+                "chunks will be rounded down to whole rounds")
+        if args.eval_every < rollout:
+            sys.exit(f"error: --eval-every {args.eval_every} is smaller than one GAIL round ({rollout} steps)")
+        ppo_batch = min(args.ppo_batch_size, rollout)
+        if rollout % ppo_batch:  # SB3 would leave a tiny truncated minibatch each epoch: use the nearest divisor below
+            divisor = max(d for d in range(1, ppo_batch + 1) if rollout % d == 0)
+            if divisor >= ppo_batch // 2:
+                ppo_batch = divisor
+        use_sde = not args.no_sde
+        learner = PPO(
+            "MlpPolicy",
+            venv,
+            n_steps=n_steps,
+            batch_size=ppo_batch,
+            n_epochs=args.ppo_epochs,
+            learning_rate=args.ppo_lr,
+            gamma=args.gamma,
+            gae_lambda=args.gae_lambda,
+            ent_coef=args.ent_coef,
+            clip_range=args.clip_range,
+            use_sde=use_sde,
+            sde_sample_freq=args.sde_sample_freq if use_sde else -1,
+            seed=args.seed,
+            device="cpu",
+            verbose=0,
+        )
+        round_steps = None
+        gen_settings = {"generator": "stable_baselines3.PPO MlpPolicy", "n_envs": args.n_envs, "n_steps": n_steps,
+                        "ppo_batch_size": ppo_batch, "ppo_epochs": args.ppo_epochs, "ppo_lr": args.ppo_lr, "gamma": args.gamma,
+                        "gae_lambda": args.gae_lambda, "ent_coef": args.ent_coef, "clip_range": args.clip_range,
+                        "use_sde": use_sde, "sde_sample_freq": args.sde_sample_freq if use_sde else None}
     reward_net = BasicRewardNet(
         observation_space=venv.observation_space,
         action_space=venv.action_space,
@@ -236,6 +299,7 @@ def main(argv=None) -> int:
         demonstrations=transitions,
         demo_batch_size=min(args.demo_batch_size, n),
         gen_replay_buffer_capacity=args.replay_capacity or None,
+        **({"gen_train_timesteps": round_steps} if round_steps else {}),
         n_disc_updates_per_round=args.disc_updates,
         disc_opt_kwargs={"lr": args.disc_lr},
         venv=venv,
@@ -243,17 +307,11 @@ def main(argv=None) -> int:
         reward_net=reward_net,
         log_dir=workdir,
         custom_logger=quiet_logger,
-        # imitation refuses variable-length generator episodes unless told; they can only occur with real
-        # terminations, so allow them exactly when the demos show some (never for Pendulum's fixed 200 steps).
-        allow_variable_horizon=variable_horizon,
+        allow_variable_horizon=variable_horizon,  # never for Pendulum's fixed 200 steps
     )
     settings = {
-        "generator": "stable_baselines3.PPO MlpPolicy",
-        "n_envs": args.n_envs, "vec_env": "DummyVecEnv (imitation.util.util.make_vec_env, parallel=False)",
-        "n_steps": n_steps, "gail_round_steps": gail.gen_train_timesteps, "ppo_batch_size": ppo_batch,
-        "ppo_epochs": args.ppo_epochs, "ppo_lr": args.ppo_lr, "gamma": args.gamma, "gae_lambda": args.gae_lambda,
-        "ent_coef": args.ent_coef, "clip_range": args.clip_range, "use_sde": use_sde,
-        "sde_sample_freq": args.sde_sample_freq if use_sde else None,
+        **gen_settings, "vec_env": "DummyVecEnv (imitation.util.util.make_vec_env, parallel=False)",
+        "gail_round_steps": gail.gen_train_timesteps,
         "discriminator": "imitation BasicRewardNet(normalize_input_layer=RunningNorm), reward -log(1-D)",
         "demo_batch_size": min(args.demo_batch_size, n), "disc_updates_per_round": args.disc_updates,
         "disc_lr": args.disc_lr, "gen_replay_buffer_capacity": args.replay_capacity or gail.gen_train_timesteps,
@@ -263,7 +321,7 @@ def main(argv=None) -> int:
         "wall_seconds": "training only (GAIL.train), evaluation excluded",
     }
     log(f"{args.env}: budget {args.budget}, chunk {args.eval_every}, GAIL round {gail.gen_train_timesteps} steps "
-        f"({args.n_envs} envs x {n_steps}), seed {args.seed}")
+        f"({args.generator}, {args.n_envs} envs), seed {args.seed}")
 
     curve = []
     train_seconds = 0.0

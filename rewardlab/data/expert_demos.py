@@ -6,7 +6,7 @@ the expert (SAC or TD3, on CPU), rolls out ``episodes`` deterministic expert epi
 of a uniform random policy, and keeps the true reward of every transition so both reference returns are measured on
 the same footing.
 
-The rows of the default settings (Pendulum-v1, SAC) ship with the package; other settings are generated once and
+The rows of the default settings of Pendulum-v1 and InvertedDoublePendulum-v5 (SAC) ship with the package; other settings are generated once and
 cached under ``backbones.cache_dir()/datasets/``, with the expert's SB3 zip beside them. Learners use the typed view,
 :func:`load_demos`, which returns a :class:`Demos` of numpy arrays.
 """
@@ -25,7 +25,10 @@ from rewardlab import backbones
 from rewardlab.data.cards import DataError, find_card
 from rewardlab.data.loaders import read_jsonl, settings_key, whole_number, write_jsonl
 
-SHIPPED = Path(__file__).parent / "shipped" / "expert-demos-pendulum.jsonl"
+SHIPPED_DIR = Path(__file__).parent / "shipped"
+#: Rows of each task's default settings that ship with the package (so a benchmark never retrains an expert).
+SHIPPED = {"Pendulum-v1": SHIPPED_DIR / "expert-demos-pendulum.jsonl",
+           "InvertedDoublePendulum-v5": SHIPPED_DIR / "expert-demos-inverted-double-pendulum.jsonl.gz"}
 
 
 @dataclass(frozen=True)
@@ -280,8 +283,9 @@ def rows_checked(rows: list[dict], cfg: ExpertDemosConfig) -> list[dict]:
 def build(cfg: ExpertDemosConfig = ExpertDemosConfig(), regenerate: bool = False, progress: bool = True) -> list[dict]:
     """The rows: shipped (default settings), else cached, else generated and cached. ``regenerate`` retrains the
     expert and rolls out again (the result is written to the cache, never over the shipped file)."""
-    if not regenerate and cfg.key() == ExpertDemosConfig().key() and SHIPPED.exists():
-        return read_jsonl(SHIPPED)
+    shipped = SHIPPED.get(cfg.task)
+    if not regenerate and shipped is not None and cfg.key() == ExpertDemosConfig(task=cfg.task).key() and shipped.exists():
+        return read_jsonl(shipped)
     if not regenerate and cache_path(cfg).exists():
         return read_jsonl(cache_path(cfg))
     rows = generate(cfg, reuse_expert=not regenerate, progress=progress)

@@ -72,8 +72,12 @@ def builder_config(cls: type, options: dict[str, Any], where: str = "data.builde
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
+    """JSON lines as dicts; a ``.gz`` path is read through gzip (larger shipped files are stored compressed)."""
+    import gzip
+
     rows = []
-    with Path(path).open() as fh:
+    path = Path(path)
+    with (gzip.open(path, "rt") if path.suffix == ".gz" else path.open()) as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue

@@ -89,11 +89,18 @@ def reward_vec_env_class():
 
 def make_reward_vec_env(env_id: str, reward, n_envs: int = 1, seed: int = 0):
     """SB3-ready: ``n_envs`` copies of ``env_id`` (with SB3's Monitor, which logs the true episode return) whose
-    rewards come from ``reward``. ``reward`` is a TransitionReward or anything ``rewards.load`` accepts."""
+    rewards come from ``reward``. ``reward`` is a TransitionReward or anything ``rewards.load`` accepts.
+
+    A reward trained with absorbing states (``reward.absorbing``, e.g. a GAIL discriminator) gets environments
+    wrapped in ``AbsorbingState``, the view it was trained on: a termination leads to the absorbing state, whose
+    self-loop step is paid its reward too, so the agent optimises the objective the discriminator was trained for."""
     from stable_baselines3.common.env_util import make_vec_env
 
     if isinstance(reward, str):
         from rewardlab import rewards
 
         reward = rewards.load(reward)
-    return reward_vec_env_class()(make_vec_env(env_id, n_envs=n_envs, seed=seed), reward)
+    wrapper = None
+    if getattr(reward, "absorbing", False):
+        from rewardlab.envs.absorbing import AbsorbingState as wrapper
+    return reward_vec_env_class()(make_vec_env(env_id, n_envs=n_envs, seed=seed, wrapper_class=wrapper), reward)

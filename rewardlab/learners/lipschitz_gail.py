@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from rewardlab.data.transitions import absorbing_obs, scale_actions, to_absorbing, with_flag
+from rewardlab.data.transitions import absorbing_obs, scale_actions, to_absorbing
 from rewardlab.tracking import RecipeBase, save_run_state
 
 
@@ -32,6 +32,7 @@ class DemosConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     builder: dict = {}  # ExpertDemosConfig settings (rewardlab/data/expert_demos.py), e.g. {task: Hopper-v5}
     episodes: int = Field(10, ge=1)  # expert episodes used (the first n)
+    subsample: int = Field(1, ge=1)  # keep 1 expert transition in n per episode, random start (liayn and GAIL: 20)
 
 
 class AgentConfig(BaseModel):
@@ -53,10 +54,12 @@ class DiscriminatorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     hidden: list[int] = [100, 100]
     inputs: Literal["sa", "ss"] = "sa"  # D(s, a) or D(s, s')
-    spectral_norm: bool = False  # every layer 1-Lipschitz; then a one-sided k = 1 penalty never binds
-    learning_rate: float = Field(3e-4, gt=0)
-    batch_size: int = Field(256, ge=1)
-    update_every: int = Field(2, ge=1)  # environment steps between discriminator updates
+    spectral_norm: bool = True  # on the hidden layers only, as liayn (the output layer stays plain, so the penalty binds)
+    learning_rate: float = Field(3e-4, gt=0)  # liayn's MuJoCo config: 5e-4
+    batch_size: int = Field(256, ge=1)  # expert and agent samples per discriminator step (liayn: 64)
+    update_every: int = Field(2, ge=1)  # environment steps between discriminator updates (liayn: 1)
+    steps_per_update: int = Field(1, ge=0)  # minibatch steps per update; 0 = one pass over the expert set (liayn)
+    expert_labels: tuple[float, float] = (1.0, 1.0)  # expert label ~ U(low, high); liayn's MuJoCo config: (0.7, 1.2)
     entropy_coef: float = Field(1e-3, ge=0)
 
 
@@ -83,7 +86,7 @@ class EvalConfig(BaseModel):
     every: int = Field(2_000, ge=1)  # environment steps
     episodes: int = Field(5, ge=1)
     target_score: float = 0.9  # normalised score whose first crossing is reported as steps_to_target
-    stop_at_target: bool = False  # end training at that first crossing (benchmarks: steps to target, not a full budget)
+    stop_at_target: bool = False  # end training at that first crossing; this censors the curve, so comparisons leave it off
 
 
 class Config(RecipeBase):
@@ -100,43 +103,33 @@ class Config(RecipeBase):
 # --- absorbing states ------------------------------------------------------------------------------------------
 
 def absorbing_wrapper():
-    """The gymnasium wrapper class (built lazily so importing this module does not import gymnasium)."""
-    import gymnasium as gym
-
-    class AbsorbingState(gym.Wrapper):
-        """Adds a flag to observations; a termination leads to the absorbing state, one more step there ends the
-        episode as truncated (the critic bootstraps from the absorbing state instead of treating it as the end)."""
-
-        def __init__(self, env):
-            super().__init__(env)
-            low, high = env.observation_space.low, env.observation_space.high
-            self.observation_space = gym.spaces.Box(np.append(low, 0).astype(np.float32), np.append(high, 1).astype(np.float32))
-            self._absorbed, self._info = False, {}
-
-        def reset(self, **kwargs):
-            obs, info = self.env.reset(**kwargs)
-            self._absorbed = False
-            return with_flag(obs), info
-
-        def step(self, action):
-            dim = self.observation_space.shape[0] - 1
-            if self._absorbed:  # the episode ends here; the inner episode's info (Monitor's return) comes with it
-                return absorbing_obs(dim), 0.0, False, True, {**self._info, "absorbing": True}
-            obs, reward, terminated, truncated, info = self.env.step(action)
-            if terminated:
-                self._absorbed, self._info = True, info
-                return absorbing_obs(dim), reward, False, False, {k: v for k, v in info.items() if k != "episode"}
-            return with_flag(obs), reward, False, truncated, info
+    """The gymnasium wrapper class (``rewardlab.envs.absorbing.AbsorbingState``; imported lazily so that importing this
+    module does not import gymnasium)."""
+    from rewardlab.envs.absorbing import AbsorbingState
 
     return AbsorbingState
 
 
-def expert_arrays(demos, low: np.ndarray, high: np.ndarray, absorbing: bool):
-    """Expert (obs, actions rescaled to [-1, 1], next_obs) as the agent's replay buffer would hold them."""
-    obs, act, nxt = demos.obs.astype(np.float32), scale_actions(demos.actions, low, high), demos.next_obs.astype(np.float32)
+def subsample_indices(episode: np.ndarray, keep: np.ndarray, every: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of one transition in ``every`` per episode, from a random start (liayn-pytorch keeps 1 in 20, as the
+    GAIL paper does), plus every row where ``keep`` is true (terminations, so the absorbing rows survive)."""
+    if every == 1:
+        return np.arange(len(episode))
+    chosen = np.zeros(len(episode), bool)
+    for e in np.unique(episode):
+        rows = np.flatnonzero(episode == e)
+        chosen[rows[int(rng.integers(every))::every]] = True
+    return np.flatnonzero(chosen | keep)
+
+
+def expert_arrays(demos, low: np.ndarray, high: np.ndarray, absorbing: bool, subsample: int = 1, seed: int = 0):
+    """Expert (obs, actions rescaled to [-1, 1], next_obs) as the agent's replay buffer would hold them, keeping one
+    transition in ``subsample`` per episode (terminations always kept)."""
+    idx = subsample_indices(demos.episode, demos.terminated.astype(bool), subsample, np.random.default_rng(seed))
+    obs, act, nxt = demos.obs[idx].astype(np.float32), scale_actions(demos.actions[idx], low, high), demos.next_obs[idx].astype(np.float32)
     if not absorbing:
         return obs, act, nxt
-    term = demos.terminated.astype(bool)
+    term = demos.terminated[idx].astype(bool)
     obs, nxt = to_absorbing(obs, nxt, term)
     dim = demos.obs.shape[1]
     n_abs = int(term.sum())  # each termination adds the absorbing state's own transition, with a zero action
@@ -160,7 +153,8 @@ class GAIL:
         d = cfg.discriminator
         self.disc = Discriminator(obs_dim, act_dim, d.hidden, d.inputs, d.spectral_norm).to(device)
         self.expert = [torch.as_tensor(x, device=device) for x in expert]
-        self.disc.set_normalisation(*self.expert)
+        flags = [obs_dim - 1] + ([2 * obs_dim - 1] if d.inputs == "ss" else []) if self.absorbing else []
+        self.disc.set_normalisation(*self.expert, raw_columns=flags)  # the absorbing flag stays 0/1, as in liayn
         self.disc.eval()  # eval between updates: spectral norm's power iteration runs only in the discriminator's own steps
         self.opt = torch.optim.Adam(self.disc.parameters(), lr=d.learning_rate)
         self.gen = torch.Generator(device=device).manual_seed(seed)
@@ -195,24 +189,34 @@ class GAIL:
             r = r * kappa
         return r.unsqueeze(1)
 
-    def update(self, agent_obs, agent_actions, agent_next) -> dict:
-        """One discriminator step (and one forward-model step) on an agent batch against an expert batch."""
+    def update(self, sample_agent) -> dict:
+        """One discriminator update: ``steps_per_update`` minibatch steps (0: one shuffled pass over the expert set,
+        as liayn-pytorch's ``update_discriminator``), each on an expert batch against a fresh agent batch from
+        ``sample_agent(n)``; then one forward-model step when preconditioning is on. Returns the last step's stats."""
         import torch
 
         from rewardlab.models.discriminator import discriminator_loss
 
-        n = len(agent_obs)
-        idx = torch.randint(len(self.expert[0]), (n,), generator=self.gen, device=self.device)
-        e = self.disc.features(*(x[idx] for x in self.expert))
-        a = self.disc.features(agent_obs, self.mask(agent_obs, agent_actions), agent_next)
-        p = self.cfg.penalty
+        d, p = self.cfg.discriminator, self.cfg.penalty
+        n_expert = len(self.expert[0])
+        size = min(d.batch_size, n_expert)
+        if d.steps_per_update == 0:
+            order = torch.randperm(n_expert, generator=self.gen, device=self.device)
+            batches = [order[i:i + size] for i in range(0, n_expert - size + 1, size)]  # drop_last, as liayn's loader
+        else:
+            batches = [torch.randint(n_expert, (size,), generator=self.gen, device=self.device) for _ in range(d.steps_per_update)]
         self.disc.train()
-        loss, stats = discriminator_loss(self.disc, e, a, p.variant, p.k, p.lam, p.one_sided, self.cfg.discriminator.entropy_coef,
-                                         p.noise_std, self.split, self.gen)
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
+        for idx in batches:
+            agent_obs, agent_actions, agent_next = sample_agent(size)
+            e = self.disc.features(*(x[idx] for x in self.expert))
+            a = self.disc.features(agent_obs, self.mask(agent_obs, agent_actions), agent_next)
+            loss, stats = discriminator_loss(self.disc, e, a, p.variant, p.k, p.lam, p.one_sided, d.entropy_coef,
+                                             p.noise_std, self.split, self.gen, tuple(d.expert_labels))
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
         self.disc.eval()
+        stats["steps"] = float(len(batches))
         if self.fwd is not None:
             pred = self.fwd(torch.cat([agent_obs, self.mask(agent_obs, agent_actions)], -1).float())
             fwd_loss = torch.nn.functional.mse_loss(pred, agent_next.float())
@@ -275,7 +279,7 @@ def callback_class():
             steps = self.num_timesteps
             buffer = self.model.replay_buffer
             if steps >= self.cfg.agent.learning_starts and steps % self.cfg.discriminator.update_every == 0 and buffer.size() > 0:
-                self.stats.append(self.gail.update(*buffer.sample_transitions(self.cfg.discriminator.batch_size)))
+                self.stats.append(self.gail.update(buffer.sample_transitions))
             if steps % self.cfg.eval.every == 0 or steps == self.cfg.agent.total_steps:
                 self.evaluate(steps)
                 if self.cfg.eval.stop_at_target and self.curve[-1]["normalized_score"] >= self.cfg.eval.target_score:
@@ -333,7 +337,7 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
     env = make_env(demos.env_id, cfg.absorbing, cfg.seed)
     eval_env = make_env(demos.env_id, cfg.absorbing, cfg.seed + 10_000)
     low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
-    expert = expert_arrays(demos, low, high, cfg.absorbing)
+    expert = expert_arrays(demos, low, high, cfg.absorbing, cfg.demos.subsample, cfg.seed)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     gail = GAIL(cfg, obs_dim, act_dim, expert, seed=cfg.seed)
     a = cfg.agent

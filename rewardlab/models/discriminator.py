@@ -1,9 +1,11 @@
 """GAIL discriminator on transitions, its local-Lipschitz gradient penalty, and the forward model of pessimistic
 reward preconditioning (Blondé et al., "Lipschitzness Is All You Need To Tame Off-policy GAIL").
 
-The discriminator reads a feature vector x = [s, a] (or [s, s']) standardised with statistics stored as buffers;
-"the discriminator's input" is that standardised vector, so the penalty's k = 1 is in standardised units whatever the
-task's scales. Expert = 1, agent = 0; the imitation reward is -log(1 - sigmoid(D) + 1e-8).
+The discriminator reads a feature vector x = [s, a] (or [s, s']) standardised with statistics stored as buffers and
+clamped to [-5, 5] as liayn-pytorch clamps its standardised inputs (a feature with near-zero expert variance, such
+as an absorbing flag the expert never sets, would otherwise reach ~1000). "The discriminator's input" is that
+vector, so the penalty's k = 1 is in standardised units whatever the task's scales. Expert = 1 (or a label drawn
+from a range, liayn's smoothing), agent = 0; the imitation reward is -log(1 - sigmoid(D) + 1e-8).
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ from torch.nn import functional as F
 
 Variant = Literal["wgan", "dragan", "nagard", "none"]
 EPS = 1e-8
+CLAMP = 5.0  # standardised inputs are clamped to [-CLAMP, CLAMP] (liayn-pytorch's STANDARDIZED_OB_CLAMPS)
 
 
 def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, spectral: bool) -> nn.Sequential:
-    """Linear layers with LeakyReLU(0.1) between them; spectral norm on every linear layer when asked."""
+    """Linear layers with LeakyReLU(0.1) between them. ``spectral`` puts spectral norm on the HIDDEN layers only,
+    as liayn-pytorch does: the output layer stays plain, so D is not 1-Lipschitz by construction and the gradient
+    penalty still has something to bind (with every layer normalised, ||grad D|| <= 1 and a k = 1 penalty is 0)."""
     layers: list[nn.Module] = []
-    for width in (*hidden, out_dim):
+    for i, width in enumerate((*hidden, out_dim)):
         linear = nn.Linear(in_dim, width)
-        layers += [nn.utils.parametrizations.spectral_norm(linear) if spectral else linear, nn.LeakyReLU(0.1)]
+        hidden_layer = i < len(hidden)
+        layers += [nn.utils.parametrizations.spectral_norm(linear) if spectral and hidden_layer else linear, nn.LeakyReLU(0.1)]
         in_dim = width
     return nn.Sequential(*layers[:-1])
 
@@ -46,14 +52,18 @@ class Discriminator(nn.Module):
                 "spectral_norm": self.spectral_norm}
 
     def features(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-        """The standardised input x the network and the penalty see."""
+        """The standardised, clamped input x the network and the penalty see."""
         raw = torch.cat([obs.float(), (actions if self.inputs == "sa" else next_obs).float()], dim=-1)
-        return (raw - self.in_mean) / self.in_std
+        return ((raw - self.in_mean) / self.in_std).clamp(-CLAMP, CLAMP)
 
-    def set_normalisation(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> None:
+    def set_normalisation(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor, raw_columns=()) -> None:
+        """Standardise with these (expert) statistics; ``raw_columns`` (e.g. absorbing flags) pass unchanged, as in
+        liayn-pytorch, which standardises the state and appends the flag after."""
         raw = torch.cat([obs.float(), (actions if self.inputs == "sa" else next_obs).float()], dim=-1)
         self.in_mean.copy_(raw.mean(0))
         self.in_std.copy_(raw.std(0).clamp_min(1e-3))
+        for c in raw_columns:
+            self.in_mean[c], self.in_std[c] = 0.0, 1.0
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """D on standardised features (what the gradient penalty differentiates)."""
@@ -107,11 +117,16 @@ def gradient_penalty(fn: Callable[[torch.Tensor], torch.Tensor], points: torch.T
 
 def discriminator_loss(disc: Discriminator, expert: torch.Tensor, agent: torch.Tensor, variant: Variant = "wgan",
                        k: float = 1.0, lam: float = 10.0, one_sided: bool = True, entropy_coef: float = 1e-3,
-                       noise_std: float = 0.5, split: int | None = None, generator: torch.Generator | None = None):
-    """BCE (expert = 1, agent = 0) - entropy_coef * mean Bernoulli entropy + the gradient penalty; features in,
-    (loss, stats) out, where stats are floats to log."""
+                       noise_std: float = 0.5, split: int | None = None, generator: torch.Generator | None = None,
+                       expert_labels: tuple[float, float] = (1.0, 1.0)):
+    """BCE (expert = a label drawn from U(expert_labels), 1 by default; agent = 0) - entropy_coef * mean Bernoulli
+    entropy + the gradient penalty; features in, (loss, stats) out, where stats are floats to log.
+    liayn-pytorch's MuJoCo setting smooths the expert labels to U(0.7, 1.2)."""
     e_logits, a_logits = disc.logits(expert), disc.logits(agent)
-    bce = F.binary_cross_entropy_with_logits(e_logits, torch.ones_like(e_logits)) + \
+    low, high = expert_labels
+    e_target = low + (high - low) * torch.rand(e_logits.shape, generator=generator, device=e_logits.device) if high > low \
+        else torch.full_like(e_logits, low)
+    bce = F.binary_cross_entropy_with_logits(e_logits, e_target) + \
         F.binary_cross_entropy_with_logits(a_logits, torch.zeros_like(a_logits))
     logits = torch.cat([e_logits, a_logits])
     entropy = (F.softplus(logits) - torch.sigmoid(logits) * logits).mean()  # Bernoulli entropy in nats

@@ -19,7 +19,11 @@ class DiscriminatorReward:
 
     The learner saw actions rescaled to [-1, 1] (Stable-Baselines3 stores them so) and, with absorbing states, an
     extra observation flag; both are applied here, so callers pass the environment's own observations and actions.
-    With absorbing states, a terminated transition (``dones`` = 1) leads to the absorbing state, as in training."""
+    With absorbing states, observations may come either raw (a terminated transition, ``dones`` = 1, then leads to
+    the absorbing state) or already flagged by ``rewardlab.envs.absorbing.AbsorbingState``, the learner's own view,
+    which also has the absorbing state's self-loop step; only the flagged view pays that step's reward, so
+    ``rewardlab.imitation.make_reward_vec_env`` wraps environments that way for such a reward. At the absorbing
+    state the action is zeroed, as in training."""
 
     modality = "transition"
 
@@ -54,13 +58,17 @@ class DiscriminatorReward:
         """The learner's view of a raw batch: rescaled actions, and the absorbing flag when there is one."""
         obs, actions, next_obs, dones = check_transition_batch(obs, actions, next_obs, dones)
         actions = actions.reshape(len(actions), -1)
-        if obs.shape[1:] != (self.obs_dim,) or actions.shape[1] != self.net.act_dim:
-            raise RewardInputError(f"obs/actions: expected shapes (N, {self.obs_dim}) and (N, {self.net.act_dim}), "
+        flagged = self.absorbing and obs.shape[1:] == (self.net.obs_dim,) and next_obs.shape[1:] == (self.net.obs_dim,)
+        if (obs.shape[1:] != (self.obs_dim,) and not flagged) or actions.shape[1] != self.net.act_dim:
+            also = f" (or (N, {self.net.obs_dim}) with the absorbing flag)" if self.absorbing else ""
+            raise RewardInputError(f"obs/actions: expected shapes (N, {self.obs_dim}){also} and (N, {self.net.act_dim}), "
                                    f"found {obs.shape} and {actions.shape}")
         actions = scale_actions(actions, self.low, self.high)
         if self.absorbing:
-            obs, next_obs = to_absorbing(obs, next_obs, dones.reshape(-1) > 0.5)
-        return obs, actions, next_obs
+            if not flagged:
+                obs, next_obs = to_absorbing(obs, next_obs, dones.reshape(-1) > 0.5)
+            actions = actions * (1 - obs[:, -1:])  # no action information at the absorbing state (as the learner's mask)
+        return obs.astype(np.float32), actions, next_obs.astype(np.float32)
 
     def logits(self, obs, actions, next_obs, dones) -> np.ndarray:
         import torch

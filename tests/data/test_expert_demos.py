@@ -15,8 +15,16 @@ TINY = ExpertDemosConfig(expert_steps=300, episodes=1, random_episodes=1, seed=3
 
 @pytest.fixture(scope="module")
 def shipped_rows():
-    assert SHIPPED.exists()
+    assert SHIPPED["Pendulum-v1"].exists()
     return build()
+
+
+def test_shipped_inverted_double_pendulum_demos_load_without_training_an_expert(tmp_path, monkeypatch):
+    monkeypatch.setenv("REWARDLAB_CACHE", str(tmp_path))  # an empty cache: nothing may be trained or written
+    demos = load_demos(ExpertDemosConfig(task="InvertedDoublePendulum-v5"))
+    assert demos.n_episodes == 10 and demos.obs.shape[1] == 9
+    assert demos.expert_return > demos.random_return + 1000  # random play falls within a few steps
+    assert not any(tmp_path.rglob("*.zip"))
 
 
 def test_shipped_pendulum_demos_are_an_expert_far_above_random(shipped_rows):

@@ -73,3 +73,37 @@ def test_a_text_reward_is_refused_with_a_clear_message():
 
     with pytest.raises(TypeError, match="not a TransitionReward"):
         TransitionRewardWrapper(gym.make("Pendulum-v1"), Text())
+
+
+def test_a_discriminator_trained_with_absorbing_states_is_paid_its_absorbing_step_in_the_vec_env(tmp_path):
+    """InvertedPendulum terminates when the pole falls. The learner trained D on the absorbing view, where the
+    termination leads to the absorbing state and its self-loop is a step of its own; the reused reward must pay it."""
+    import torch
+
+    from rewardlab.data.transitions import absorbing_obs
+    from rewardlab.models.discriminator import imitation_reward
+
+    torch.manual_seed(0)
+    net = Discriminator(obs_dim=5, act_dim=1, hidden=(16,), spectral_norm=True)
+    with torch.no_grad():
+        net.body[-1].bias.fill_(2.0)  # the absorbing state scores far from zero, so its step is visible in the sum
+    folder = DiscriminatorReward.save(net, tmp_path / "d", action_low=[-3.0], action_high=[3.0], absorbing=True)
+    reward = rewards.load(folder)
+    venv = make_reward_vec_env("InvertedPendulum-v5", reward, n_envs=1, seed=0)
+    venv.reset()
+    rng = np.random.default_rng(0)
+    learned, steps = [], 0
+    while True:
+        obs, r, dones, infos = venv.step(rng.uniform(-3, 3, size=(1, 1)).astype(np.float32))
+        learned.append(float(r[0]))
+        steps += 1
+        if dones[0]:
+            break
+    assert venv.observation_space.shape == (5,)  # the flag is on the observations the agent sees
+    true_length = infos[0]["episode"]["l"]
+    assert steps == true_length + 1  # the absorbing self-loop is a step of its own
+    a = absorbing_obs(4)[None]
+    with torch.no_grad():
+        expected = float(imitation_reward(net(torch.as_tensor(a), torch.zeros(1, 1), torch.as_tensor(a)))[0])
+    assert learned[-1] == pytest.approx(expected, rel=1e-5)  # scored with a zeroed action, as in training
+    venv.close()

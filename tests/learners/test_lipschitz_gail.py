@@ -50,7 +50,7 @@ def test_relabelling_reads_the_current_discriminator_not_the_stored_reward():
     assert not torch.any(before.rewards == 1234.0)
     torch.testing.assert_close(before.rewards, expected(before))
     for _ in range(20):  # train the discriminator: the same transitions must now get the new discriminator's rewards
-        gail.update(*buffer.sample_transitions(32))
+        gail.update(buffer.sample_transitions)
     np.random.seed(0)
     after = buffer.sample(32)
     torch.testing.assert_close(after.observations, before.observations)
@@ -77,6 +77,7 @@ def test_absorbing_state_wrapper_and_expert_conversion():
         actions = np.full((2, 1), 3.0, np.float32)
         next_obs = np.ones((2, 4), np.float32) * 2
         terminated = np.array([False, True])
+        episode = np.zeros(2, np.int64)
 
     o, a, n = lg.expert_arrays(Demo, np.array([-3.0], np.float32), np.array([3.0], np.float32), absorbing=True)
     assert o.shape == (3, 5) and np.all(a[:2] == 1.0) and a[2, 0] == 0.0  # actions rescaled to [-1, 1]; zero at absorbing
@@ -133,9 +134,10 @@ def test_pessimistic_preconditioning_scales_the_reward_by_kappa_within_its_floor
     plain = lg.GAIL(plain_cfg, 3, 1, expert)  # same discriminator weights, no forward model
     obs, act = (torch.as_tensor(rng.normal(size=(256, d)).astype(np.float32)) for d in (3, 1))
     nxt = 3 * torch.sin(2 * obs) + act  # dynamics steeper in some places than others
+    batch = lambda n: (obs[:n], act[:n], nxt[:n])  # noqa: E731
     for _ in range(200):  # the forward model learns s' = f(s, a), and with it where the dynamics are steep
-        pessimistic.update(obs, act, nxt)
-        plain.update(obs, act, nxt)
+        pessimistic.update(batch)
+        plain.update(batch)
     scaled, base = pessimistic.rewards(obs, act, nxt), plain.rewards(obs, act, nxt)
     kappa = (scaled / base).squeeze(1)
     assert bool((kappa >= 0.7 - 1e-5).all()) and bool((kappa <= 1 + 1e-5).all())
@@ -158,3 +160,25 @@ def test_state_only_discriminator_reward_sends_terminal_transitions_to_the_absor
     assert scores.shape == (2,) and scores[0] != scores[1] and np.all(scores > 0)
     with pytest.raises(rewards.RewardInputError, match=r"expected shapes \(N, 4\)"):
         reward.score(np.ones((2, 3)), act, np.ones((2, 3)), np.zeros(2))
+
+
+def test_liayn_discriminator_settings_subsample_the_demos_and_pass_over_them_once_per_update():
+    config, _, _ = recipes.load("gail_pendulum", FAST + ["discriminator.steps_per_update=0", "discriminator.batch_size=16",
+                                                         "discriminator.expert_labels=[0.7,1.2]"])
+    episode = np.repeat(np.arange(3), 100)
+    idx = lg.subsample_indices(episode, np.zeros(300, bool), 20, np.random.default_rng(0))
+    assert len(idx) == 15 and all(np.diff(idx[episode[idx] == e]).tolist() == [20] * 4 for e in range(3))
+    keep = np.zeros(300, bool)
+    keep[[99, 199]] = True  # terminations are always kept, so their absorbing rows survive the subsampling
+    assert {99, 199} <= set(lg.subsample_indices(episode, keep, 20, np.random.default_rng(0)).tolist())
+    rng = np.random.default_rng(0)
+    expert = tuple(rng.normal(size=(100, d)).astype(np.float32) for d in (3, 1, 3))
+    gail = lg.GAIL(config, 3, 1, expert)
+    calls = []
+
+    def sample(n):
+        calls.append(n)
+        return tuple(torch.as_tensor(rng.normal(size=(n, d)).astype(np.float32)) for d in (3, 1, 3))
+
+    stats = gail.update(sample)
+    assert calls == [16] * 6 and stats["steps"] == 6.0  # 100 expert rows in batches of 16, the last partial one dropped

@@ -80,3 +80,43 @@ def test_training_separates_expert_from_agent_and_the_penalty_keeps_the_gradient
 def test_the_imitation_reward_grows_with_the_logit():
     r = imitation_reward(torch.tensor([-5.0, 0.0, 5.0]))
     assert float(r[0]) < float(r[1]) < float(r[2]) and float(r[0]) > 0
+
+
+def test_spectral_norm_leaves_the_output_layer_plain_so_the_penalty_can_bind():
+    """liayn-pytorch normalises the hidden layers only: D is not 1-Lipschitz by construction, so a steep output
+    layer makes ||grad D|| > 1 and the one-sided k = 1 penalty positive (with every layer normalised it would be 0)."""
+    torch.manual_seed(0)
+    disc = Discriminator(3, 1, hidden=(32, 32), spectral_norm=True)
+    head = disc.body[-1]
+    assert isinstance(head, torch.nn.Linear) and not hasattr(head, "parametrizations")
+    assert all(hasattr(layer, "parametrizations") for layer in disc.body if isinstance(layer, torch.nn.Linear) and layer is not head)
+    with torch.no_grad():
+        head.weight.mul_(50.0)
+    disc.eval()
+    penalty, norms = gradient_penalty(disc.logits, torch.randn(256, 4), k=1.0, lam=10.0, one_sided=True)
+    assert float(norms.mean()) > 1.5 and float(penalty) > 0.1
+
+
+def test_standardised_inputs_are_clamped_and_flags_pass_unstandardised():
+    disc = Discriminator(2, 1, hidden=(8,), spectral_norm=False)
+    obs = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.1, 0.0]])  # column 1 is a flag the expert never sets
+    actions = torch.tensor([[0.5], [0.6], [0.7]])
+    disc.set_normalisation(obs, actions, obs)
+    x = disc.features(torch.tensor([[0.0, 1.0]]), torch.tensor([[100.0]]), obs[:1])
+    assert float(x[0, 1]) == 5.0 and float(x[0, 2]) == 5.0  # without the clamp: 1 / 1e-3 = 1000 and ~1000
+    disc.set_normalisation(obs, actions, obs, raw_columns=[1])
+    assert float(disc.features(torch.tensor([[0.0, 1.0]]), actions[:1], obs[:1])[0, 1]) == 1.0
+
+
+def test_expert_label_smoothing_draws_labels_from_the_range():
+    disc = Discriminator(1, 1, hidden=(4,), spectral_norm=False)
+    with torch.no_grad():
+        disc.body[-1].bias.fill_(20.0)  # every logit about 20: BCE(20, y) = 20 (1 - y) + softplus(-20)
+        disc.body[-1].weight.zero_()
+    expert, agent = torch.zeros(4000, 2), torch.zeros(1, 2)
+    g = torch.Generator().manual_seed(0)
+    _, hard = discriminator_loss(disc, expert, agent, "none", generator=g)
+    _, smooth = discriminator_loss(disc, expert, agent, "none", generator=g, expert_labels=(0.7, 1.2))
+    agent_bce = 20.0  # the agent term: BCE(20, 0) = 20
+    assert hard["bce"] - agent_bce == pytest.approx(0.0, abs=1e-3)
+    assert smooth["bce"] - agent_bce == pytest.approx(20 * (1 - 0.95), rel=0.05)  # E[y] = 0.95
