@@ -91,6 +91,54 @@ def resolve(name: str) -> str:
     raise BackboneError(f"unknown embedded model '{name}'; expected one of: {', '.join(EMBEDDED)}")
 
 
+#: Transformer blocks of the embedded models (known without converting or loading them).
+EMBEDDED_LAYERS = {SMOLLM2: 30, MINILM: 6}
+
+
+def _hub_config(name: str) -> dict | None:
+    """config.json of a hub id from the local Hugging Face cache, else from the hub in one short try; None when
+    neither has it (no network, or no such model)."""
+    import json
+
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str):
+        return json.loads(Path(cached).read_text())
+    if os.environ.get("HF_HUB_OFFLINE"):
+        return None
+    try:
+        return json.loads(Path(hf_hub_download(name, "config.json", etag_timeout=5)).read_text())
+    except Exception:  # noqa: BLE001 - offline, unknown id, gated repo: all mean "cannot use it from here"
+        return None
+
+
+def check(name: str, key: str, freeze_layers: int | None = None, freeze_key: str = "freeze_layers") -> None:
+    """Refuse, before any work starts, a backbone that cannot be loaded from here or a ``freeze_layers`` beyond its
+    blocks. ``name`` is an embedded alias, a local folder or a Hugging Face id (cached, or reachable in one try);
+    ``key`` is the recipe key the error names."""
+    if name.startswith(EMBEDDED_PREFIX):
+        if name not in EMBEDDED:
+            raise BackboneError(f"{key}: unknown embedded model '{name}'; expected one of: {', '.join(EMBEDDED)}")
+        layers = EMBEDDED_LAYERS[name]
+    elif Path(name).expanduser().exists():
+        config = Path(name).expanduser() / "config.json"
+        if not config.is_file():
+            raise BackboneError(f"{key}: {name} is a path but holds no config.json (a Hugging Face model folder has one)")
+        import json
+
+        layers = json.loads(config.read_text()).get("num_hidden_layers")
+    else:
+        config = _hub_config(name)
+        if config is None:
+            raise BackboneError(f"{key}: '{name}' is not an embedded model ({', '.join(EMBEDDED)}), not a local folder, and "
+                                "not a Hugging Face model in the local cache or reachable from here")
+        layers = config.get("num_hidden_layers")
+    if freeze_layers is not None and layers is not None and freeze_layers > layers:
+        raise BackboneError(f"{key}: {name} has {layers} blocks, so freeze_layers={freeze_layers} would freeze more than the "
+                            f"whole model ({freeze_key} takes 0..{layers})")
+
+
 def load_tokenizer(name: str):
     """Load a tokenizer, giving it a pad token and an EOS token when it lacks them.
 

@@ -14,21 +14,26 @@ EPILOG = """examples:
   rewardlab eval models:/quickstart-bt/1 --data math-answers
   rewardlab recipes list
   rewardlab data validate --card math-answers --file my_pairs.jsonl --config pairs
+  rewardlab models list                        # registered rewards, their versions and aliases
+  rewardlab models alias quickstart-bt 1 champion
   rewardlab serve models:/quickstart-bt@champion --port 8000
   REWARDLAB_API_KEY=secret rewardlab serve ./outputs/quickstart/reward --host 0.0.0.0
   rewardlab explain rules:connect4 --board "......./......./......./......./......./ooo.xx." --column 3
-  rewardlab ui                                 # MLflow UI on sqlite:///mlflow.db, 127.0.0.1:5000
+  rewardlab ui                                 # MLflow UI on the store (see below), 127.0.0.1:5000
+
+the MLflow store: $MLFLOW_TRACKING_URI, else the nearest mlflow.db in this folder or one above it, else
+$XDG_DATA_HOME/rewardlab/mlflow.db (~/.local/share/rewardlab/mlflow.db); `rewardlab models list` prints it.
 """
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from rewardlab.backbones import BackboneError
     from rewardlab.data.cards import DataError
-    from rewardlab.tracking import ResumeError
+    from rewardlab.tracking import RegistryError, ResumeError
     from rewardlab.recipes import RecipeError
     from rewardlab.rewards.base import RewardInputError
 
-    return (RecipeError, DataError, ResumeError, BackboneError, RewardInputError, FileNotFoundError)
+    return (RecipeError, DataError, ResumeError, RegistryError, BackboneError, RewardInputError, FileNotFoundError)
 
 
 def cmd_train(args) -> int:
@@ -40,6 +45,29 @@ def cmd_train(args) -> int:
     return 0
 
 
+CONNECT4_ROW = '{"board": "......./......./......./......./......./ooo.xx.", "column": 3}'
+
+
+def _connect4_board(text, where: str):
+    """A typed Connect 4 board that a game can reach with x to move, as a (1, 42) array; else a DataError."""
+    from rewardlab.data.cards import DataError
+    from rewardlab.data.concepts import check_position, parse_board
+
+    try:
+        return check_position(parse_board(text)).reshape(1, -1)
+    except ValueError as exc:
+        raise DataError(f"{where}: {exc}") from None
+
+
+def _connect4_column(value, where: str) -> int:
+    from rewardlab.data.cards import DataError
+    from rewardlab.data.concepts import COLS
+
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < COLS:
+        raise DataError(f"{where}: expected a column 0-{COLS - 1} (0 is the leftmost), found {value!r}")
+    return value
+
+
 def _explain_inputs(args) -> tuple:
     """(obs, actions, next_obs) from --file, --board/--column or --obs/--action/--next-obs."""
     import numpy as np
@@ -48,25 +76,30 @@ def _explain_inputs(args) -> tuple:
     from rewardlab.data.loaders import read_jsonl
 
     if args.board is not None:
-        from rewardlab.data.concepts import parse_board
-
         if args.column is None:
             raise DataError("--board needs --column (the column played, 0-6)")
-        try:
-            board = parse_board(args.board).reshape(1, -1)
-        except ValueError as exc:
-            raise DataError(f"--board: {exc}") from None
-        return board, np.array([args.column]), board
+        board = _connect4_board(args.board, "--board")
+        return board, np.array([_connect4_column(args.column, "--column")]), board
     if args.file is not None:
         rows = read_jsonl(args.file) if str(args.file).endswith(".jsonl") else json.loads(Path(args.file).read_text())
         rows = rows if isinstance(rows, list) else [rows]
+        if rows and all(isinstance(r, dict) and "board" in r for r in rows):  # Connect 4 rows: {"board": B, "column": C}
+            boards, cols = [], []
+            for number, row in enumerate(rows, start=1):
+                if "column" not in row:
+                    raise DataError(f"{args.file}: row {number}: a Connect 4 row needs 'board' and 'column', e.g. {CONNECT4_ROW}")
+                boards.append(_connect4_board(row["board"], f"{args.file}: row {number}: board"))
+                cols.append(_connect4_column(row["column"], f"{args.file}: row {number}: column"))
+            boards = np.concatenate(boards)
+            return boards, np.asarray(cols), boards
         columns = {"obs": ("obs", "state"), "action": ("action", "actions"), "next_obs": ("next_obs", "next_state")}
         out = {k: [] for k in columns}
         for number, row in enumerate(rows, start=1):
             for key, names in columns.items():
                 value = next((row[n] for n in names if n in row), None)
                 if value is None and key != "next_obs":
-                    raise DataError(f"{args.file}: row {number}: needs '{names[0]}' (or '{names[1]}')")
+                    raise DataError(f"{args.file}: row {number}: needs '{names[0]}' (or '{names[1]}'), or, for Connect 4, "
+                                    f"'board' and 'column' ({CONNECT4_ROW})")
                 out[key].append(value if value is not None else out["obs"][-1])
         return np.asarray(out["obs"], float), np.asarray(out["action"], float).reshape(len(rows), -1), np.asarray(out["next_obs"], float)
     if args.obs is None or args.action is None:
@@ -111,16 +144,19 @@ def cmd_explain(args) -> int:
 def cmd_eval(args) -> int:
     from rewardlab import rewards
     from rewardlab.data import TextDataConfig, load_preferences
+    from rewardlab.data.loaders import load_eval_pairs
     from rewardlab.rewards.evaluate import evaluate_text_reward, format_report
 
-    data = load_preferences(
-        TextDataConfig(name=args.data, path=args.data_path, card=args.card, max_eval_pairs=args.max_pairs, max_eval_samples=args.max_pairs)
-    )
+    if args.data_path:  # your own pairs: plain TRL rows evaluate as they are
+        pairs, samples = load_eval_pairs(args.data_path, args.card)[: args.max_pairs], []
+    else:
+        data = load_preferences(TextDataConfig(name=args.data, max_eval_pairs=args.max_pairs, max_eval_samples=args.max_pairs))
+        pairs, samples = data.test_pairs, data.test_samples
     reward = rewards.load(args.model)
     if rewards.modality(reward) != "text":
         print(f"{args.model}: eval supports text rewards; this is a {type(reward).__name__}", file=sys.stderr)
         return 2
-    result = evaluate_text_reward(reward, data.test_pairs, data.test_samples)
+    result = evaluate_text_reward(reward, pairs, samples)
     print(format_report(result.metrics))
     if args.json:
         Path(args.json).write_text(json.dumps(result.metrics, indent=2))
@@ -154,8 +190,17 @@ def cmd_data(args) -> int:
             print(f"{card.path}: card OK ({', '.join(card.configs())})")
             return 0
         rows = loaders.read_jsonl(args.file)
-        card.validate_rows(rows, args.config, source=args.file)
-        print(f"{args.file}: {len(rows)} rows OK against {card.path.name} (config {args.config or card.configs()[0]})")
+        config = args.config or card.configs()[0]
+        try:
+            card.validate_rows(rows, args.config, source=args.file)
+        except cards.DataError as exc:
+            if args.config or len(card.configs()) == 1:
+                raise
+            raise cards.DataError(f"{exc}\n(checked against config {config}, the card's first; its configs: "
+                                  f"{', '.join(card.configs())}; choose one with --config)") from None
+        others = [c for c in card.configs() if c != config]
+        also = f"; the card's other configs: {', '.join(others)} (--config)" if others and not args.config else ""
+        print(f"{args.file}: {len(rows)} rows OK against {card.path.name} (config {config}{also})")
         return 0
     if args.name == "math-answers":
         from rewardlab.data import math_answers
@@ -194,6 +239,9 @@ def cmd_data(args) -> int:
         rows = transitions.build(loaders.builder_config(transitions.PendulumRandomConfig, dict(_kv(args.option)), "--option"))
         cards.find_card("pendulum-random").validate_rows(rows)
         print(f"pendulum-random: {len(rows)} transitions")
+        if args.out:
+            loaders.write_jsonl(Path(args.out) / "transitions.jsonl", rows)
+            print(f"written to {args.out}/transitions.jsonl")
         return 0
     if args.name == "expert-demos":
         from rewardlab.data import expert_demos
@@ -258,10 +306,85 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    import time
+
+    from rewardlab import tracking
+
+    store = tracking.resolve_uri()
+    if args.action == "alias":
+        if len(args.args) != 3:
+            print("usage: rewardlab models alias NAME VERSION ALIAS   (e.g. rewardlab models alias quickstart-bt 3 champion)", file=sys.stderr)
+            return 2
+        name, version, alias = args.args
+        tracking.set_alias(name, alias, version)
+        print(f"models:/{name}@{alias} -> version {version} (store: {store})")
+        return 0
+    models = tracking.registered_models()
+    print(f"store: {store}")
+    if not models:
+        print("no registered models yet: `rewardlab train RECIPE` registers one under the recipe's name")
+        return 0
+    for m in models:
+        latest = m["versions"][0] if m["versions"] else None
+        aliases = ", ".join(f"@{a} -> {v}" for a, v in sorted(m["aliases"].items())) or "no aliases"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(latest["created"] / 1000)) if latest else "-"
+        print(f"{m['name']:28s} {len(m['versions'])} version(s); latest {latest['version'] if latest else '-'} ({when}); {aliases}")
+    return 0
+
+
 def cmd_ui(args) -> int:
     from rewardlab import tracking
 
     return tracking.ui(args.tracking_uri, host=args.host, port=args.port)
+
+
+#: The built-in dataset builders: name -> (module in rewardlab.data, its settings class).
+BUILDERS = {"math-answers": ("math_answers", "MathAnswersConfig"), "policy-trajectories": ("policy_pool", "PolicyPoolConfig"),
+            "pendulum-random": ("transitions", "PendulumRandomConfig"), "expert-demos": ("expert_demos", "ExpertDemosConfig"),
+            "s2e-explanations": ("s2e_dataset", "S2EDatasetConfig")}
+
+
+def builder_options() -> str:
+    """Every builder's --option keys with their defaults (read from the settings dataclasses)."""
+    import dataclasses
+    import importlib
+
+    lines = ["builders and their --option KEY=VALUE settings (defaults):"]
+    for name, (module, cls) in BUILDERS.items():
+        settings = getattr(importlib.import_module(f"rewardlab.data.{module}"), cls)
+        def shown(f):
+            value = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+            text = repr(value)
+            return f"{f.name}={text}" if len(text) <= 60 else f"{f.name}=<{len(value)} {type(value).__name__} items, see the card>"
+
+        fields = ", ".join(shown(f) for f in dataclasses.fields(settings))
+        lines.append(f"  {name}: {fields}")
+    return "\n".join(lines)
+
+
+class _BuildHelp(argparse.ArgumentParser):
+    """`data build --help` lists every builder's options; they are read from the code only when help is asked for."""
+
+    def format_help(self) -> str:
+        return super().format_help() + "\n" + builder_options() + "\n"
+
+
+def _add_build_parser(dsub) -> argparse.ArgumentParser:
+    default_class, dsub._parser_class = dsub._parser_class, _BuildHelp  # argparse takes the class per subparsers group only
+    b = dsub.add_parser("build", help="build a built-in dataset and check it against its card",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Build a built-in dataset (or load its shipped or cached rows) and check it against its card.",
+                        epilog="examples:\n  rewardlab data build math-answers --out data/\n"
+                        "  rewardlab data build expert-demos --option task=InvertedDoublePendulum-v5 --out demos/\n"
+                        "  rewardlab data build s2e-explanations --option domain=lunarlander --option episodes=50")
+    b.add_argument("name", nargs="?", help=" | ".join(BUILDERS))
+    b.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="builder setting, e.g. --option seed=1 (see below)")
+    b.add_argument("--regenerate", action="store_true", help="sample again instead of using shipped or cached rows (slow)")
+    b.add_argument("--out", default=None, help="also write the rows as JSONL into this folder (expert-demos: also demos.npz)")
+    dsub._parser_class = default_class
+    return b
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,28 +408,44 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a reward on held-out pairs, next to length-only baselines")
     e.add_argument("model", help="a reward folder, models:/name/version, models:/name@alias or runs:/id/model")
     e.add_argument("--data", default="math-answers", help="dataset name (default: math-answers)")
-    e.add_argument("--data-path", default=None, help="a JSONL of prompt/chosen/rejected rows with split=test rows")
+    e.add_argument("--data-path", default=None,
+                   help="your own JSONL of TRL rows: prompt, chosen, rejected (and reference for POLAR); with a split column "
+                   "its test rows are used, else all rows")
     e.add_argument("--card", default=None, help="the card that validates --data-path")
     e.add_argument("--max-pairs", type=int, default=None, help="evaluate on at most this many pairs (and samples)")
     e.add_argument("--json", default=None, help="also write the metrics to this JSON file")
     e.set_defaults(func=cmd_eval)
 
-    r = sub.add_parser("recipes", help="list bundled recipes, or show one")
-    r.add_argument("action", choices=["list", "show"])
-    r.add_argument("name", nargs="?", default="quickstart", help="recipe name or path (for show)")
-    r.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="show with overrides applied")
-    r.add_argument("--resolved", action="store_true", help="also print the validated config with every default filled in")
+    r = sub.add_parser("recipes", help="list bundled recipes, or show one",
+                       description="The bundled recipes (recipes/*.yaml): `list` names them, `show NAME` prints one.")
+    rsub = r.add_subparsers(dest="action", required=True, metavar="{list,show}")
+    rsub.add_parser("list", help="every bundled recipe with its learner and what it does",
+                    description="Every bundled recipe, its learner (or consumer job) and the first line of its description.")
+    rs = rsub.add_parser("show", help="print a recipe as it would run", formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Print a recipe's YAML as it would run (with --set overrides applied and validated).",
+                         epilog="examples:\n  rewardlab recipes show quickstart\n  rewardlab recipes show gail_idp --resolved\n"
+                         "  rewardlab recipes show quickstart --set train.epochs=2 --resolved")
+    rs.add_argument("name", nargs="?", default="quickstart", help="recipe name or path (default: quickstart)")
+    rs.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="show with overrides applied")
+    rs.add_argument("--resolved", action="store_true", help="also print the validated config with every default filled in")
     r.set_defaults(func=cmd_recipes)
 
-    d = sub.add_parser("data", help="build a built-in dataset, or validate rows against a card")
-    d.add_argument("action", choices=["build", "validate"])
-    d.add_argument("name", nargs="?", help="build: math-answers | policy-trajectories | pendulum-random | expert-demos | s2e-explanations")
-    d.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="builder setting, e.g. --option seed=1")
-    d.add_argument("--regenerate", action="store_true", help="sample again instead of using shipped or cached rows (slow)")
-    d.add_argument("--out", default=None, help="build: also write the rows as JSONL into this folder (expert-demos: also demos.npz)")
-    d.add_argument("--card", default=None, help="validate: card path or dataset name")
-    d.add_argument("--file", default=None, help="validate: a JSONL file to check against the card")
-    d.add_argument("--config", default=None, help="validate: which config of the card (e.g. pairs)")
+    d = sub.add_parser("data", help="build a built-in dataset, or validate rows against a card",
+                       description="`build NAME` makes (or loads the shipped or cached rows of) a built-in dataset; "
+                       "`validate --card CARD --file ROWS.jsonl` checks your rows against a dataset card.")
+    dsub = d.add_subparsers(dest="action", required=True, metavar="{build,validate}")
+    _add_build_parser(dsub)
+    dv = dsub.add_parser("validate", help="check rows against a dataset card (every bad row is reported)",
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Check a JSONL file against a card's schema: every bad row (up to 20) with its number, "
+                         "field and reason; an empty file and a split the card does not declare are errors too.",
+                         epilog="examples:\n  rewardlab data validate --card reference-pairs --file my.jsonl\n"
+                         "  rewardlab data validate --card math-answers --file pairs.jsonl --config pairs\n"
+                         "cards: data_cards/*.md (each shows an example row)")
+    dv.add_argument("name", nargs="?", help="the card (same as --card)")
+    dv.add_argument("--card", default=None, help="card path or dataset name")
+    dv.add_argument("--file", default=None, help="a JSONL file to check against the card")
+    dv.add_argument("--config", default=None, help="which config of the card (e.g. pairs); default: the card's first")
     d.set_defaults(func=cmd_data)
 
     s = sub.add_parser(
@@ -331,7 +470,8 @@ clients:
     s.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--api-key", default=None,
-                   help="require 'Authorization: Bearer KEY' on every route but /health (default: $REWARDLAB_API_KEY)")
+                   help="require 'Authorization: Bearer KEY' on every route but /health, /docs and /openapi.json included "
+                   "(default: $REWARDLAB_API_KEY)")
     s.add_argument("--max-batch-size", type=int, default=64, help="most items per forward pass (default 64)")
     s.add_argument("--max-wait-ms", type=float, default=0.0,
                    help="how long a batch that is not full waits for more requests (default 0: requests that arrive while "
@@ -347,8 +487,10 @@ clients:
         description="Print the explanation of each transition: the concept sentences that an S2E reward predicts (or, with "
         "rules:connect4 / rules:lunarlander, that the rule-based extractors find).",
         epilog="""inputs (one of):
-  --file ROWS.jsonl           rows with obs (or state), action, next_obs (or next_state): s2e-explanations rows work as they are
-  --board B --column C        Connect 4: six rows top first, '/' between rows; . empty, x the player to move, o the opponent
+  --file ROWS.jsonl           rows with obs (or state), action, next_obs (or next_state): s2e-explanations rows work as they are;
+                              Connect 4 rows may instead be {"board": "......./.../ooo.xx.", "column": 3} (typed boards)
+  --board B --column C        Connect 4: six rows top first, '/' between rows; . empty, x the player to move, o the opponent;
+                              the column is 0-6 (a full column is explained as illegal); a board no game reaches is refused
   --obs JSON --action A --next-obs JSON   one transition (Lunar Lander: 8 numbers each, action 0-3)
 examples:
   rewardlab explain runs/s2e-connect4/reward --board "......./......./......./......./xx...../xx.ooo." --column 6
@@ -366,8 +508,19 @@ examples:
     x.add_argument("--json", action="store_true", help="print JSON lines with the explanation and the shaping reward")
     x.set_defaults(func=cmd_explain)
 
+    m = sub.add_parser("models", help="list registered rewards, or point an alias (e.g. @champion) at a version",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Registered rewards in the MLflow store. Every `rewardlab train` registers its reward under the "
+                       "recipe's name and moves that name's `latest`; an alias such as @champion moves only when you say so.",
+                       epilog="examples:\n  rewardlab models list\n  rewardlab models alias quickstart-bt 3 champion   "
+                       "# then: rewardlab serve models:/quickstart-bt@champion")
+    m.add_argument("action", choices=["list", "alias"])
+    m.add_argument("args", nargs="*", metavar="NAME VERSION ALIAS", help="alias: the registered name, its version, the alias")
+    m.set_defaults(func=cmd_models)
+
     u = sub.add_parser("ui", help="open the MLflow UI on the same store (127.0.0.1 by default)")
-    u.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
+    u.add_argument("--tracking-uri", default=None,
+                   help="default: $MLFLOW_TRACKING_URI, else the nearest mlflow.db from here up, else ~/.local/share/rewardlab/mlflow.db")
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", type=int, default=5000)
     u.set_defaults(func=cmd_ui)
@@ -378,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "data" and args.action == "validate" and not args.card:
         args.card = args.name
-    if args.command == "data" and not (args.name or args.card):
+    if args.command == "data" and not (args.name or getattr(args, "card", None)):
         print("rewardlab data: name a builder (build) or a card (validate)", file=sys.stderr)
         return 2
     try:

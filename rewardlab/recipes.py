@@ -45,8 +45,11 @@ def recipes_dir() -> Path:
 def resolve_path(name: str | Path) -> Path:
     """A recipe path, or the bare name of a bundled recipe (``quickstart`` -> recipes/quickstart.yaml)."""
     path = Path(name)
-    if path.exists() or path.suffix in (".yaml", ".yml"):
+    if path.exists():
         return path
+    if path.suffix in (".yaml", ".yml"):  # recipes/quickstart.yaml typed outside the repository: the bundled one
+        bundled = recipes_dir() / path.name
+        return bundled if path.parent.name == "recipes" and bundled.exists() else path
     return recipes_dir() / f"{name}.yaml"
 
 
@@ -123,9 +126,25 @@ def load(path: str | Path, overrides: list[str] | None = None) -> tuple[BaseMode
     except ValidationError as exc:
         lines = [_describe(config_cls, e) for e in exc.errors()]
         raise RecipeError(f"{path}: " + ("\n  ".join(lines) if len(lines) == 1 else "\n  " + "\n  ".join(lines))) from None
+    check_models(config, path)
     if overrides:
         text = text.rstrip() + "\n# overrides: " + " ".join(overrides) + "\n"
     return config, text, path
+
+
+def check_models(config: BaseModel, path: Path) -> None:
+    """Resolve every model a recipe names (``model.backbone``, ``policy.model``) now, with an error that names the
+    file and key, instead of after the data is built; and check ``freeze_layers`` against the model's blocks."""
+    from rewardlab import backbones
+
+    for section, field in (("model", "backbone"), ("policy", "model")):
+        part = getattr(config, section, None)
+        name = getattr(part, field, None)
+        if isinstance(name, str):
+            try:
+                backbones.check(name, f"{section}.{field}", getattr(part, "freeze_layers", None), f"{section}.freeze_layers")
+            except backbones.BackboneError as exc:
+                raise RecipeError(f"{path}: {exc}") from None
 
 
 def names() -> list[str]:

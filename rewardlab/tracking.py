@@ -1,7 +1,9 @@
 """Experiment tracking: the only module that imports mlflow.
 
-Every run is an MLflow run. The store defaults to local SQLite (``sqlite:///mlflow.db``, as MLflow 3 does);
-``MLFLOW_TRACKING_URI`` or a recipe's ``tracking.uri`` points elsewhere. A run that raises is ended FAILED with
+Every run is an MLflow run. The store is local SQLite unless ``MLFLOW_TRACKING_URI`` or a recipe's ``tracking.uri``
+points elsewhere, and it does not move with the working directory: the nearest ``mlflow.db`` in the current folder
+or one above it (as git finds its repository), else one in the user's data directory
+(``$XDG_DATA_HOME/rewardlab/mlflow.db``, by default ``~/.local/share/rewardlab/mlflow.db``). A run that raises is ended FAILED with
 the traceback logged as ``error.txt``; whatever it logged before stays.
 """
 
@@ -12,6 +14,7 @@ import os
 import sys
 import tempfile
 import traceback
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,21 +22,38 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-DEFAULT_URI = "sqlite:///mlflow.db"
+STORE_FILE = "mlflow.db"
 DEFAULT_EXPERIMENT = "rewardlab"
 
 
+def user_store() -> Path:
+    """The store used when no ``mlflow.db`` is found from the working directory up: in the user's data directory."""
+    root = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(root) / "rewardlab" / STORE_FILE
+
+
+def default_uri(start: Path | None = None) -> str:
+    """``sqlite:///`` the nearest ``mlflow.db`` in ``start`` (the cwd) or a folder above it, else ``user_store()``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / STORE_FILE).is_file():
+            return f"sqlite:///{folder / STORE_FILE}"
+    store = user_store()
+    store.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{store}"
+
+
 class TrackingConfig(BaseModel):
-    """Where runs go. ``uri`` None means ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the cwd."""
+    """Where runs go. ``uri`` None means ``$MLFLOW_TRACKING_URI``, else ``default_uri()`` (see the module docstring)."""
 
     model_config = ConfigDict(extra="forbid")
     uri: str | None = None
     experiment: str = DEFAULT_EXPERIMENT
-    register_model: bool = True  # register the trained reward under the recipe's name
+    register_model: bool = True  # register the trained reward under the recipe's name (moves its `latest`)
 
 
 def resolve_uri(uri: str | None = None) -> str:
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
 
 
 def _mlflow():
@@ -103,8 +123,10 @@ class Run:
         for col in frame.columns:  # nested chats are stored as JSON text so the schema stays flat
             if frame[col].map(lambda v: isinstance(v, (list, dict))).any():
                 frame[col] = frame[col].map(json.dumps)
-        dataset = mlflow.data.from_pandas(frame, source=source, name=name)
-        mlflow.log_input(dataset, context=context)
+        with warnings.catch_warnings():  # known and harmless: our integer columns (ids, labels) never hold missing values
+            warnings.filterwarnings("ignore", message=".*Integer columns in Python cannot represent missing values.*")
+            dataset = mlflow.data.from_pandas(frame, source=source, name=name)
+            mlflow.log_input(dataset, context=context)
         if card_path is not None:
             mlflow.log_artifact(str(card_path), "data_cards")
 
@@ -129,8 +151,14 @@ class Run:
         return f"runs:/{self.run_id}/model"
 
     def summary(self, folder: str | Path, model_uri: str | None) -> str:
-        """The closing lines of a training command: where the run, the reward and the registered model are."""
-        return f"MLflow run: {self.run_id}  (store: {self.uri}; browse with `rewardlab ui`)\nreward: {folder}  registered: {model_uri}"
+        """The closing lines of a training command: where the run, the reward and the registered model are, and
+        what the registered name's ``latest`` now points to (other recipes may read it)."""
+        lines = f"MLflow run: {self.run_id}  (store: {self.uri}; browse with `rewardlab ui`)\nreward: {folder}  registered: {model_uri}"
+        if model_uri and model_uri.startswith("models:/"):
+            name, version = model_uri[len("models:/"):].rsplit("/", 1)
+            lines += (f"\nmodels:/{name}/latest now points to version {version} (recipes that read models:/{name}/latest get this "
+                      f"reward; `--set tracking.register_model=false` trains without registering)")
+        return lines
 
     def trainer_callback(self):
         """A transformers TrainerCallback that forwards Trainer logs to this run, keyed by global step."""
@@ -151,6 +179,7 @@ PYFUNC_SCRIPT = '''"""rewardlab reward as an MLflow pyfunc. Input: a DataFrame w
 for text rewards, or obs/actions/next_obs/dones columns (one transition per row) for transition rewards."""
 import mlflow
 import numpy as np
+import pandas as pd
 
 
 class RewardlabPyfunc(mlflow.pyfunc.PythonModel):
@@ -159,7 +188,9 @@ class RewardlabPyfunc(mlflow.pyfunc.PythonModel):
 
         self.reward = rewards.load(context.artifacts["reward"])
 
-    def predict(self, context, model_input, params=None):
+    # A DataFrame hint: MLflow infers no schema from it (the table holds text or transitions) and so does not warn
+    # that type hints are missing.
+    def predict(self, context, model_input: pd.DataFrame, params=None):
         frame = model_input
         if "prompt" in frame.columns:
             refs = frame["reference"].tolist() if "reference" in frame.columns else None
@@ -319,19 +350,44 @@ def list_artifacts(run_id: str, path: str | None = None, uri: str | None = None)
     return [a.path for a in client.list_artifacts(run_id, path)]
 
 
+class RegistryError(ValueError):
+    """A registered model, version or alias that the store does not have; the message names the store."""
+
+
 def set_alias(name: str, alias: str, version: str | int, uri: str | None = None) -> None:
     """Point ``models:/name@alias`` at a version (for example ``champion``), as the MLflow UI does."""
-    _mlflow().MlflowClient(tracking_uri=resolve_uri(uri)).set_registered_model_alias(name, alias, str(version))
+    mlflow, store = _mlflow(), resolve_uri(uri)
+    client = mlflow.MlflowClient(tracking_uri=store)
+    try:
+        client.get_model_version(name, str(version))
+    except mlflow.exceptions.MlflowException:
+        known = [str(v.version) for v in client.search_model_versions(f"name='{name}'")]
+        what = f"its versions are {', '.join(sorted(known, key=int))}" if known else "no model of that name is registered"
+        raise RegistryError(f"models:/{name}/{version}: not in the store {store}; {what} (see `rewardlab models list`)") from None
+    client.set_registered_model_alias(name, alias, str(version))
+
+
+def registered_models(uri: str | None = None) -> list[dict]:
+    """Every registered model: name, its versions (newest first, with the run and creation time) and its aliases."""
+    client = _mlflow().MlflowClient(tracking_uri=resolve_uri(uri))
+    out = []
+    for model in client.search_registered_models():
+        versions = sorted(client.search_model_versions(f"name='{model.name}'"), key=lambda v: int(v.version), reverse=True)
+        out.append({"name": model.name, "aliases": dict(getattr(model, "aliases", {}) or {}),
+                    "versions": [{"version": int(v.version), "run_id": v.run_id, "created": int(v.creation_timestamp)} for v in versions]})
+    return sorted(out, key=lambda m: m["name"])
 
 
 def download(uri: str, tracking_uri: str | None = None) -> Path:
     """Download an MLflow model or artifact URI to a local folder (cached by MLflow per call)."""
     mlflow = _mlflow()
-    mlflow.set_tracking_uri(resolve_uri(tracking_uri))
+    store = resolve_uri(tracking_uri)
+    mlflow.set_tracking_uri(store)
     try:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except mlflow.exceptions.MlflowException as exc:
-        raise FileNotFoundError(f"{uri}: {exc.message}") from None
+        raise FileNotFoundError(f"{uri}: {exc.message} (MLflow store searched: {store}; `rewardlab models list` shows "
+                                "what it holds, and MLFLOW_TRACKING_URI chooses another)") from None
 
 
 def ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -> int:

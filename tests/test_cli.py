@@ -85,3 +85,77 @@ def test_explain_rejects_bad_boards_and_rewards_that_cannot_explain(capsys, tmp_
     (tmp_path / "bad.jsonl").write_text('{"state": [0, 0, 0, 0, 0, 0, 0, 0]}\n')
     assert cli.main(["explain", "rules:lunarlander", "--file", str(tmp_path / "bad.jsonl")]) == 2
     assert "row 1: needs 'action'" in capsys.readouterr().err
+
+
+def test_data_build_pendulum_writes_its_rows_with_out(tmp_path, capsys):
+    out = tmp_path / "pendulum"
+    assert cli.main(["data", "build", "pendulum-random", "--option", "episodes=1", "--option", "test_episodes=1", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in (out / "transitions.jsonl").read_text().splitlines()]
+    assert len(rows) == 400 and {r["split"] for r in rows} == {"train", "test"}
+    assert f"written to {out}/transitions.jsonl" in capsys.readouterr().out
+
+
+def test_explain_refuses_out_of_range_columns_and_unreachable_boards(capsys, tmp_path):
+    board = "......./......./......./......./......./ooo.xx."
+    for column in ("9", "-1"):
+        assert cli.main(["explain", "rules:connect4", "--board", board, "--column", column]) == 2
+        captured = capsys.readouterr()
+        assert f"--column: expected a column 0-6 (0 is the leftmost), found {column}" in captured.err
+        assert captured.out == "" and "Traceback" not in captured.err
+    seven_x = "......./......./......./......./x....../xxxxxx."  # seven of one colour, none of the other
+    assert cli.main(["explain", "rules:connect4", "--board", seven_x, "--column", "6"]) == 2
+    assert "7 pieces of the player to move (x) and 0 of the opponent (o) cannot occur" in capsys.readouterr().err
+    rows = tmp_path / "moves.jsonl"
+    rows.write_text(json.dumps({"board": board, "column": 3}) + "\n" + json.dumps({"board": board, "column": 1}) + "\n")
+    assert cli.main(["explain", "rules:connect4", "--file", str(rows)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and "blocks the opponent" in lines[0] and lines[1] == "This move has no notable effect."
+    rows.write_text(json.dumps({"board": board}) + "\n")
+    assert cli.main(["explain", "rules:connect4", "--file", str(rows)]) == 2
+    assert "row 1: a Connect 4 row needs 'board' and 'column'" in capsys.readouterr().err
+
+
+def test_eval_on_your_own_plain_trl_pairs_as_the_readme_writes_them(tmp_path, capsys):
+    """`rewardlab eval MODEL --data-path my.jsonl` with rows of prompt/chosen/rejected only: no qid, split or
+    training rows needed."""
+    import numpy as np
+    import torch
+
+    from rewardlab import backbones, rewards
+    from rewardlab.models.scalar_head import build_scalar_rm
+    from rewardlab.rewards.text import ScalarTextReward
+
+    torch.manual_seed(0)
+    tokenizer = backbones.load_tokenizer(backbones.MINILM)
+    folder = ScalarTextReward.save(build_scalar_rm(backbones.MINILM, tokenizer), tokenizer, tmp_path / "rm", max_length=48, template="plain")
+    rows = [{"prompt": "What is 2 + 2?", "chosen": "4", "rejected": "5"},
+            {"prompt": "Capital of France?", "chosen": "Paris.", "rejected": "Lyon, I think, or maybe Marseille."},
+            {"prompt": [{"role": "user", "content": "Say hi"}], "chosen": [{"role": "assistant", "content": "Hi!"}],
+             "rejected": [{"role": "assistant", "content": "No."}]}]
+    path = tmp_path / "my.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "metrics.json"
+    assert cli.main(["eval", str(folder), "--data-path", str(path), "--json", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    reward = rewards.load(folder)
+    chosen = reward.score([r["prompt"] for r in rows], [r["chosen"] for r in rows])
+    rejected = reward.score([r["prompt"] for r in rows], [r["rejected"] for r in rows])
+    assert metrics["n_pairs"] == 3.0
+    assert metrics["pair_accuracy"] == pytest.approx(float(np.mean(np.asarray(chosen) > np.asarray(rejected))))
+    assert "pairwise accuracy" in capsys.readouterr().out
+    path.write_text(json.dumps({"prompt": "q", "chosen": "a"}) + "\n" + json.dumps({"prompt": "q", "chosen": 3, "rejected": "b"}) + "\n")
+    assert cli.main(["eval", str(folder), "--data-path", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "row 1: field 'rejected' is missing" in err and "row 2: field 'chosen'" in err and "Traceback" not in err
+
+
+def test_subcommand_help_is_their_own_and_lists_each_builders_options(capsys):
+    for argv, wanted in ((["data", "build", "--help"], ["expert-demos: task='Pendulum-v1', algo='sac'", "s2e-explanations: domain='connect4'",
+                                                         "pendulum-random: episodes=20, test_episodes=5, seed=0"]),
+                         (["recipes", "show", "--help"], ["--resolved", "Print a recipe's YAML"]),
+                         (["data", "validate", "--help"], ["every bad row", "--config"]),
+                         (["models", "--help"], ["alias", "@champion"])):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(argv)
+        out = capsys.readouterr().out
+        assert exit_.value.code == 0 and all(w in out for w in wanted), (argv, out[:400])

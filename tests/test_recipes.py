@@ -77,3 +77,21 @@ def test_recipes_list_shows_every_bundled_recipe(capsys):
     for name in recipes.names():
         assert name in out
     assert "bradley_terry" in out and "transition_regression" in out
+
+
+def test_a_backbone_that_cannot_be_loaded_is_refused_at_validation_naming_the_key(tmp_path, monkeypatch, capsys):
+    from rewardlab import cli
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub retries: the cache is the only place a hub id could be
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "quickstart", "--set", "model.backbone=nonexistent"]) == 2
+    err = capsys.readouterr().err
+    assert "model.backbone: 'nonexistent' is not an embedded model" in err and "Traceback" not in err
+    assert cli.main(["train", "quickstart", "--set", "model.freeze_layers=40"]) == 2
+    err = capsys.readouterr().err
+    assert "model.backbone: embedded:smollm2-135m-instruct has 30 blocks, so freeze_layers=40" in err
+    assert "model.freeze_layers takes 0..30" in err
+    assert cli.main(["train", "quickstart", "--set", f"model.backbone={tmp_path}"]) == 2
+    assert "holds no config.json" in capsys.readouterr().err
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "runs").exists()  # refused before any work

@@ -32,6 +32,7 @@ class Card:
     meta: dict[str, Any]
     prose: str
     features: dict[str, dict[str, list[dict]]] = field(default_factory=dict)  # config -> name -> feature
+    splits: dict[str, list[str]] = field(default_factory=dict)  # config -> the split names the card declares
 
     @property
     def name(self) -> str:
@@ -40,25 +41,49 @@ class Card:
     def configs(self) -> list[str]:
         return list(self.features)
 
-    def validate_rows(self, rows: list[dict], config: str | None = None, source: str | Path | None = None) -> list[dict]:
-        """Check each row against the schema; return the rows unchanged when all pass."""
-        schema = self.features[config or self.configs()[0]]
+    def validate_rows(self, rows: list[dict], config: str | None = None, source: str | Path | None = None,
+                      max_errors: int = 20) -> list[dict]:
+        """Check each row against the schema of ``config`` (default: the card's first); return the rows unchanged
+        when all pass. Otherwise raise one DataError listing every bad row (up to ``max_errors``) with its number,
+        field and reason. An empty file, an unknown config, and a ``split`` value the card does not declare are
+        errors too."""
         where = source or self.path
+        if config is not None and config not in self.features:
+            raise DataError(f"{self.path.name}: no config '{config}'; this card's configs are: {', '.join(self.configs())}")
+        config = config or self.configs()[0]
+        schema, splits = self.features[config], self.splits.get(config, [])
+        if not rows:
+            raise DataError(f"{where}: no rows (an empty file); expected rows with fields: {', '.join(schema)}")
+        problems: list[str] = []
         for number, row in enumerate(rows, start=1):
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: row {number}: expected an object, found {type(row).__name__}")
-            extra = sorted(set(row) - set(schema))
-            if extra:
-                raise DataError(f"{where}: row {number}: field '{extra[0]}' is not in the card {self.path.name} (expected fields: {', '.join(schema)})")
-            for name, feature in schema.items():
-                if name not in row:
-                    if feature.get("nullable"):
-                        continue
-                    raise DataError(f"{where}: row {number}: field '{name}' is missing")
-                reason = _check_value(row[name], feature)
-                if reason:
-                    raise DataError(f"{where}: row {number}: field '{name}': {reason}")
+            reason = self._row_problem(row, schema, splits)
+            if reason:
+                problems.append(f"row {number}: {reason}")
+                if len(problems) >= max_errors:
+                    break
+        if problems:
+            more = " (stopped there)" if len(problems) >= max_errors else ""
+            head = f"{where}: {len(problems)} bad row{'s' if len(problems) > 1 else ''}{more} against {self.path.name} (config {config})"
+            raise DataError(head + ":\n  " + "\n  ".join(problems) if len(problems) > 1 else f"{where}: {problems[0]}")
         return rows
+
+    def _row_problem(self, row, schema: dict, splits: list[str]) -> str | None:
+        if not isinstance(row, dict):
+            return f"expected an object, found {type(row).__name__}"
+        extra = sorted(set(row) - set(schema))
+        if extra:
+            return f"field '{extra[0]}' is not in the card {self.path.name} (expected fields: {', '.join(schema)})"
+        for name, feature in schema.items():
+            if name not in row:
+                if feature.get("nullable"):
+                    continue
+                return f"field '{name}' is missing"
+            reason = _check_value(row[name], feature)
+            if reason:
+                return f"field '{name}': {reason}"
+        if "split" in row and splits and row["split"] not in splits:
+            return f"field 'split': {row['split']!r} is not a split of this card (expected one of: {', '.join(splits)})"
+        return None
 
 
 _DTYPES = {
@@ -122,12 +147,14 @@ def parse_card(path: str | Path) -> Card:
     infos = meta["dataset_info"]
     infos = infos if isinstance(infos, list) else [infos]
     features: dict[str, dict[str, dict]] = {}
+    splits: dict[str, list[str]] = {}
     for info in infos:
         config = info.get("config_name", "default")
         if "features" not in info or "splits" not in info:
             raise DataError(f"{path}: dataset_info for config '{config}' needs 'features' and 'splits'")
         features[config] = {f["name"]: f for f in info["features"]}
-    return Card(path=path, meta=meta, prose=prose.strip(), features=features)
+        splits[config] = [s["name"] for s in info["splits"] if isinstance(s, dict) and "name" in s]
+    return Card(path=path, meta=meta, prose=prose.strip(), features=features, splits=splits)
 
 
 def find_card(name: str) -> Card:

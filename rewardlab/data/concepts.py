@@ -129,6 +129,20 @@ def parse_board(text: str) -> np.ndarray:
     return board
 
 
+def check_position(board: np.ndarray) -> np.ndarray:
+    """Refuse a board that no game reaches with player 1 to move: the opponent (2) has as many pieces as the mover
+    (1) or one more, and nobody has four in a row yet (the game would be over). Returns the board."""
+    board = _check_board(board)
+    mine, theirs = int((board == ME).sum()), int((board == OPPONENT).sum())
+    if theirs - mine not in (0, 1):
+        raise ValueError(f"Connect 4 board: {mine} pieces of the player to move (x) and {theirs} of the opponent (o) "
+                         "cannot occur with x to move; o has as many pieces as x, or one more")
+    for player, mark in ((ME, "x"), (OPPONENT, "o")):
+        if has_four(board, player):
+            raise ValueError(f"Connect 4 board: {mark} already has four in a row, so the game is over")
+    return board
+
+
 def legal_columns(board: np.ndarray) -> list[int]:
     """The columns that still have an empty cell (their top cell, row 0, is empty)."""
     board = _check_board(board)
@@ -494,6 +508,7 @@ __all__ = [
     "concept_mask",
     "concepts_from_mask",
     "concepts_of",
+    "check_position",
     "connect4_value",
     "connect4_concepts",
     "drop",

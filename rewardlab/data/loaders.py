@@ -170,6 +170,41 @@ def load_preferences(cfg: TextDataConfig) -> PreferenceData:
     return data
 
 
+PAIR_FIELDS = ("prompt", "chosen", "rejected")
+
+
+def load_eval_pairs(path: str | Path, card: str | None = None) -> list[dict]:
+    """Held-out pairs to evaluate a reward on, from your own JSONL: plain TRL rows (``prompt``, ``chosen``,
+    ``rejected``; an optional ``reference`` for POLAR) need nothing else. With a ``split`` column, the ``test`` rows
+    are used when there are any, else every row; no training rows are needed. With ``card``, rows are validated
+    against it first. Every bad row is reported (up to 20) before anything is scored."""
+    from rewardlab.data.cards import _check_value
+
+    rows = read_jsonl(path)
+    if card is not None:
+        card_ = _card_for(card, card)
+        card_.validate_rows(rows, "pairs" if "pairs" in card_.configs() else None, source=path)
+    if not rows:
+        raise DataError(f"{path}: no rows (an empty file); expected JSON lines with {', '.join(PAIR_FIELDS)}")
+    problems = []
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            problems.append(f"row {number}: expected an object, found {type(row).__name__}")
+            continue
+        for name in (*PAIR_FIELDS, "reference"):
+            if name not in row:
+                if name != "reference":
+                    problems.append(f"row {number}: field '{name}' is missing (rows need {', '.join(PAIR_FIELDS)})")
+                continue
+            reason = _check_value(row[name], {"dtype": "chat"})
+            if reason:
+                problems.append(f"row {number}: field '{name}': {reason}")
+    if problems:
+        raise DataError(f"{path}: {len(problems)} problem(s):\n  " + "\n  ".join(problems[:20]))
+    test = [r for r in rows if r.get("split") == "test"]
+    return test or rows
+
+
 class TransitionDataConfig(BaseModel):
     """Transitions with a reward target, for regression rewards."""
 

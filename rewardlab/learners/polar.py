@@ -86,7 +86,7 @@ def pool_triplets(cfg: PoolConfig, seed: int):
 def reference_pairs(cfg: TextDataConfig, seed: int) -> tuple[list[dict], list[dict], str]:
     """(train, test) rows with prompt/reference/chosen/rejected. math-answers gets verified correct references."""
     data = load_preferences(cfg)
-    if data.name == "math-answers":
+    if data.name == "math-answers" and cfg.path is None:  # the builder's pairs; a file of your own brings its references
         from rewardlab.data.math_answers import with_references
 
         samples = data.train_samples + data.test_samples

@@ -38,6 +38,25 @@ from rewardlab.serve.schemas import FieldError, GetRewardRequest, PoolingRequest
 
 __all__ = ["API_KEY_ENV", "ServeSettings", "create_app"]
 disable_created_metrics()  # no *_created samples: they double the output and dashboards rarely use them
+DOCS_ASSETS = "/docs-assets"
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs with its JavaScript and CSS from the swagger-ui-bundle package, so the page works
+    offline; the schema is /openapi.json."""
+    import swagger_ui_bundle
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="rewardlab reward server",
+                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
+
+
 ROUTES = ("/v1/score", "/v1/score_transitions", "/v1/explain", "/v1/q_values", "/get_reward", "/pooling", "/v1/info", "/health", "/metrics")
 
 
@@ -158,7 +177,9 @@ class Guard:
         try:
             headers = dict(scope.get("headers") or [])
             if self.expected and path != "/health" and not hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
-                got = "no Authorization header" if b"authorization" not in headers else "a wrong key"
+                given = headers.get(b"authorization")
+                got = ("no Authorization header" if given is None else
+                       "a key without the 'Bearer ' prefix" if not given.startswith(b"Bearer ") else "a wrong key")
                 await _send_json(send_and_record, 401, error_body(
                     401, f"this server needs 'Authorization: Bearer <key>' (found {got})", "Authorization", "unauthorized"
                 ), extra=[(b"www-authenticate", b"Bearer")])
@@ -259,7 +280,10 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
         description=f"Serves `{settings.model_uri or kind}` ({mode} reward). Errors are JSON: "
         '`{"error": {"type", "message", "field", "status"}}`.',
         lifespan=lifespan,
+        docs_url=None,  # served below from local assets: FastAPI's default page loads them from a CDN (blank offline)
+        redoc_url=None,
     )
+    _mount_docs(app)
     app.state.reward, app.state.settings, app.state.metrics, app.state.batcher = reward, settings, metrics, batcher
 
     @app.exception_handler(RequestValidationError)

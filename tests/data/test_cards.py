@@ -89,3 +89,50 @@ def test_builder_regenerates_the_shipped_rows_from_the_seed():
     shipped = build(default)["samples"][: len(fresh)]
     key = ("qid", "prompt", "response", "answer", "stated", "correct")
     assert [tuple(r[k] for k in key) for r in fresh] == [tuple(r[k] for k in key) for r in shipped]
+
+
+EXAMPLE = __import__("re").compile(r"```json(?: (\w+))?\n(.*?)```", __import__("re").S)
+
+
+def test_every_bundled_card_validates_the_example_row_its_own_prose_shows(tmp_path, capsys):
+    from rewardlab.data.cards import cards_dir
+
+    names = sorted(p.stem for p in cards_dir().glob("*.md"))
+    assert len(names) >= 7
+    for name in names:
+        card = find_card(name)
+        examples = EXAMPLE.findall(card.prose)
+        assert examples, f"{name}: the card's prose shows no example row"
+        for i, (config, text) in enumerate(examples):
+            path = tmp_path / f"{name}-{i}.jsonl"
+            path.write_text(text.strip() + "\n")
+            argv = ["data", "validate", "--card", name, "--file", str(path)] + (["--config", config] if config else [])
+            assert cli.main(argv) == 0, capsys.readouterr().err
+            assert "rows OK" in capsys.readouterr().out
+
+
+def test_validate_reports_every_bad_row_and_refuses_empty_files_and_unknown_splits(tmp_path, capsys):
+    good = {"prompt": "q", "reference": "r", "chosen": "a", "rejected": "b", "split": "train"}
+    rows = [good, {**good, "chosen": 3}, good, {**good, "split": "validation"}, {k: v for k, v in good.items() if k != "prompt"}]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli.main(["data", "validate", "--card", "reference-pairs", "--file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "3 bad rows" in err and "row 2: field 'chosen'" in err and "row 5: field 'prompt' is missing" in err
+    assert "row 4: field 'split': 'validation' is not a split of this card (expected one of: train, test)" in err
+    assert "Traceback" not in err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert cli.main(["data", "validate", "--card", "reference-pairs", "--file", str(empty)]) == 2
+    assert "no rows (an empty file)" in capsys.readouterr().err
+
+
+def test_validate_with_an_unknown_config_names_the_configs(tmp_path, capsys):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"qid": 0, "split": "test", "prompt": "q", "chosen": "a", "rejected": "b"}) + "\n")
+    assert cli.main(["data", "validate", "--card", "math-answers", "--file", str(path), "--config", "pair"]) == 2
+    err = capsys.readouterr().err
+    assert "no config 'pair'; this card's configs are: samples, pairs" in err and "Traceback" not in err
+    assert cli.main(["data", "validate", "--card", "math-answers", "--file", str(tmp_path / "p.jsonl"), "--config", "pairs"]) == 0
+    assert cli.main(["data", "validate", "--card", "math-answers", "--file", str(path)]) == 2  # checked as samples
+    assert "config samples" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from rewardlab.tracking import ResumeError
 # MiniLM is the fast embedded backbone; the SmolLM2 path is covered by test_smollm2_backbone below.
 SMALL = [
     "model.backbone=embedded:minilm-l6",
+    "model.freeze_layers=6",  # MiniLM has 6 blocks (the recipe's 20 is for SmolLM2's 30): all frozen, the head trains
     "model.max_length=64",
     "data.max_train_pairs=32",
     "data.max_eval_pairs=24",

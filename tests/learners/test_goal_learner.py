@@ -170,7 +170,7 @@ def test_q_values_follow_truncation_from_the_left():
 
 
 def test_an_encoder_backbone_is_refused(module_workdir):
-    config, _, _ = recipes.load("goal_rm", ["model.backbone=embedded:minilm-l6"])
+    config, _, _ = recipes.load("goal_rm", ["model.backbone=embedded:minilm-l6", "model.freeze_layers=6"])
     tokenizer = backbones.load_tokenizer("embedded:minilm-l6")
     with pytest.raises(DataError, match="causal LM"):
         goal.build_model(config, tokenizer)

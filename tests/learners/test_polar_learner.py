@@ -53,6 +53,6 @@ def test_finetune_starts_from_the_pretrained_model_uri(pretrained, module_workdi
 
 
 def test_an_encoder_backbone_is_refused(module_workdir):
-    config, _, _ = recipes.load("polar_pretrain", POOL + ["model.backbone=embedded:minilm-l6"])
+    config, _, _ = recipes.load("polar_pretrain", POOL + ["model.backbone=embedded:minilm-l6", "model.freeze_layers=6"])
     with pytest.raises(DataError, match="causal LM"):
         polar.build_model(config)

@@ -262,7 +262,11 @@ def test_api_key_guards_every_route_but_health_and_limits_body_size(text_folder)
         body = {"prompts": ["What is 12 + 7?"], "responses": ["19"]}
         missing = server.post("/v1/score", body)
         assert missing.status_code == 401 and "Authorization: Bearer" in missing.json()["error"]["message"]
-        assert server.post("/v1/score", body, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        wrong = server.post("/v1/score", body, headers={"Authorization": "Bearer wrong"})
+        assert wrong.status_code == 401 and "(found a wrong key)" in wrong.json()["error"]["message"]
+        bare = server.post("/v1/score", body, headers={"Authorization": "s3cret"})
+        assert bare.status_code == 401 and "found a key without the 'Bearer ' prefix" in bare.json()["error"]["message"]
+        assert httpx.get(server.url + "/docs").status_code == 401 and httpx.get(server.url + "/openapi.json").status_code == 401
         assert httpx.get(server.url + "/metrics").status_code == 401
         for path in ("/get_reward", "/pooling", "/v1/info"):
             assert httpx.request("POST" if path != "/v1/info" else "GET", server.url + path, json={}).status_code == 401
@@ -320,3 +324,14 @@ def test_shutdown_lets_in_flight_requests_finish(text_folder):
     assert "Waiting for connections to close" in log and "Application shutdown complete" in log
     with pytest.raises(httpx.ConnectError):
         httpx.get(server.url + "/health")
+
+
+def test_docs_page_loads_its_assets_from_the_server_itself(text_server):
+    """Offline, a CDN-hosted Swagger UI is a blank page: /docs must reference assets this server serves."""
+    page = httpx.get(text_server.url + "/docs")
+    assert page.status_code == 200 and "cdn" not in page.text.lower()
+    assert '/docs-assets/swagger-ui-bundle.js' in page.text and '/openapi.json' in page.text
+    script = httpx.get(text_server.url + "/docs-assets/swagger-ui-bundle.js")
+    assert script.status_code == 200 and len(script.content) > 100_000 and "SwaggerUIBundle" in script.text
+    assert httpx.get(text_server.url + "/docs-assets/swagger-ui.css").status_code == 200
+    assert "/v1/score" in httpx.get(text_server.url + "/openapi.json").json()["paths"]
