@@ -159,3 +159,15 @@ def test_subcommand_help_is_their_own_and_lists_each_builders_options(capsys):
             cli.main(argv)
         out = capsys.readouterr().out
         assert exit_.value.code == 0 and all(w in out for w in wanted), (argv, out[:400])
+
+
+def test_every_file_the_readme_points_to_is_in_the_repository():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text()
+    tops = "recipes|benchmarks|data_cards|rewardlab|tests|docs|\\.ci"
+    named = set(re.findall(rf"`((?:{tops})/[\w./-]+)`", text)) | set(re.findall(r"\b([\w-]+\.md)\b", text))
+    missing = sorted(n for n in named if not ((root / n).exists() or (root / "data_cards" / n).exists()))
+    assert not missing, f"the README names files the repository lacks: {missing}"
