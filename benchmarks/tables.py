@@ -28,14 +28,15 @@ def s2e_table(paths: list[Path]) -> str:
     for path in paths:
         for run in json.loads(path.read_text())["runs"]:
             groups[(run["arm"], run["opponent"])].append(run)
-    lines = ["| arm | seeds | final true return | area under the curve (mean return over evaluations) | final win rate |",
-             "|---|---|---|---|---|"]
+    games = any(opp for _, opp in groups)  # Connect 4: a win rate; Lunar Lander has none
+    lines = ["| arm | seeds | final true return | area under the curve (mean return over evaluations) |" + (" final win rate |" if games else ""),
+             "|---|---|---|---|" + ("---|" if games else "")]
     for (arm, opp), runs in sorted(groups.items(), key=lambda kv: ["none", "s2e", "ground_truth"].index(kv[0][0])):
         final = [r["final_return"] for r in runs]
         auc = [statistics.mean(p["true_return"] for p in r["curve"]) for r in runs]
         wins = [r["curve"][-1]["win_rate"] for r in runs]
         name = arm + (f" vs {opp}" if opp else "")
-        lines.append(f"| {name} | {len(runs)} | {ms(final)} | {ms(auc)} | {ms(wins)} |")
+        lines.append(f"| {name} | {len(runs)} | {ms(final)} | {ms(auc)} |" + (f" {ms(wins)} |" if games else ""))
     return "\n".join(lines)
 
 
