@@ -67,6 +67,12 @@ def with_flag(obs) -> np.ndarray:
     return np.concatenate([obs, np.zeros(obs.shape[:-1] + (1,), np.float32)], axis=-1)
 
 
+def zero_absorbing_actions(obs, actions):
+    """Actions with those taken at the absorbing state (flag, the last entry of ``obs``, at 1) set to 0: there the
+    action carries no information, and the expert's absorbing rows have zero actions. numpy arrays or torch tensors."""
+    return actions * (1 - obs[:, -1:])
+
+
 def to_absorbing(obs, next_obs, terminated) -> tuple[np.ndarray, np.ndarray]:
     """(obs, next_obs) with the flag appended; a terminated transition leads to the absorbing state."""
     obs, next_obs = with_flag(obs), with_flag(next_obs)

@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from rewardlab.data.transitions import absorbing_obs, scale_actions, to_absorbing
+from rewardlab.data.transitions import absorbing_obs, scale_actions, to_absorbing, zero_absorbing_actions
 from rewardlab.tracking import RecipeBase, save_run_state
 
 
@@ -170,7 +170,7 @@ class GAIL:
 
     def mask(self, obs, actions):
         """At the absorbing state the action carries no information: zero it, as the expert's absorbing rows are."""
-        return actions * (1 - obs[:, -1:]) if self.absorbing else actions
+        return zero_absorbing_actions(obs, actions) if self.absorbing else actions
 
     def rewards(self, obs, actions, next_obs):
         """The reward of a replay batch under the current discriminator (and kappa), shape (B, 1)."""

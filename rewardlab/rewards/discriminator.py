@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.data.transitions import scale_actions, to_absorbing
+from rewardlab.data.transitions import scale_actions, to_absorbing, zero_absorbing_actions
 from rewardlab.models.discriminator import Discriminator, imitation_reward
 from rewardlab.rewards.base import RewardInputError, check_transition_batch
 from rewardlab.rewards.registry import read_reward_json, register, write_reward_json
@@ -67,7 +67,7 @@ class DiscriminatorReward:
         if self.absorbing:
             if not flagged:
                 obs, next_obs = to_absorbing(obs, next_obs, dones.reshape(-1) > 0.5)
-            actions = actions * (1 - obs[:, -1:])  # no action information at the absorbing state (as the learner's mask)
+            actions = zero_absorbing_actions(obs, actions)  # as the learner masks them
         return obs.astype(np.float32), actions, next_obs.astype(np.float32)
 
     def logits(self, obs, actions, next_obs, dones) -> np.ndarray:
