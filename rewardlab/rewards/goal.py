@@ -125,9 +125,10 @@ def majority(answers: Sequence[Any]) -> Any:
 def filter_vote(answers: Sequence[Any], qs: Sequence[np.ndarray], threshold: float, skip: int = 5) -> tuple[Any, int, int]:
     """Majority vote over the samples whose minimum Q after ``skip`` tokens stays at or above ``threshold``.
 
-    Returns (answer, tokens generated, tokens a generator would have spent): a dropped sample could have been
-    stopped at the first token where its Q fell below the threshold. If every sample is dropped, the vote falls
-    back to all samples (the tokens are still counted as saved up to that point).
+    Returns (answer, tokens generated, tokens a generator would have spent without filtering): a dropped sample
+    could have been stopped at the first token where its Q fell below the threshold. If every sample is dropped,
+    the vote falls back to all samples, which a generator must then have written out in full: nothing is saved
+    (as in the paper's ``examples/eval_rm.py``).
     """
     kept, spent, total = [], 0, 0
     for answer, q in zip(answers, qs):
@@ -138,7 +139,9 @@ def filter_vote(answers: Sequence[Any], qs: Sequence[np.ndarray], threshold: flo
         else:
             spent += len(q)
             kept.append(answer)
-    return majority(kept if kept else list(answers)), spent, total
+    if not kept:
+        return majority(list(answers)), total, total
+    return majority(kept), spent, total
 
 
 def q_rerank(qs: Sequence[np.ndarray], how: str = "last") -> int:

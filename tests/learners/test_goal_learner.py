@@ -69,6 +69,14 @@ def test_filter_vote_drops_low_q_samples_and_counts_saved_tokens():
     assert answer == 5
 
 
+def test_filter_vote_saves_nothing_when_every_sample_is_dropped():
+    """The fallback vote reads every sample, so a generator wrote them all in full: 0 tokens saved, as in the
+    paper's eval_rm.py. (Before the fix the dropped samples' early stops still counted as saved.)"""
+    q_bad = np.r_[np.full(6, 0.9), np.full(4, 0.1)]
+    answer, spent, total = filter_vote([5, 5, 3], [q_bad] * 3, threshold=0.5, skip=5)
+    assert answer == 5 and spent == total == 30
+
+
 def test_the_contrastive_term_alone_falls_when_trained_through_the_head_inputs():
     from rewardlab.models.scalar_head import build_scalar_rm, head_inputs
 
