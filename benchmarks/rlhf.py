@@ -10,6 +10,10 @@ is scored on the same held-out questions, greedy, before and after training:
                 settings and seed as `correctness`; its train time over `correctness`'s is rewardlab's overhead
   rloo_math     grpo_math with train.algo=rloo
   full_ft       grpo_math with policy.lora=null (full fine-tuning; a second copy of the model is the KL reference)
+  spo_oracle    SPO's claim: GRPO on SPO win rates from a noisy preference oracle (each pair of a group compared
+                once; the correct answer preferred, but the wrong way round with --flip-rate, a coin between equals)
+  grpo_noisy_rm its peer: GRPO on a Bradley-Terry RM fitted to the same oracle's comparisons (quickstart.yaml with
+                data.label_flip_rate = --flip-rate, registered as quickstart-bt-noisy); correctness logged, weight 0
 
 Reported per run: held-out accuracy before and after, the held-out questions fixed and broken (paired: the same
 questions before and after), the sampled completions' correctness over the first and the last 10 steps, the final
@@ -43,8 +47,13 @@ ARMS = {
     "trl_peer": ("grpo_math", ["rewards=[{source: correctness}]"]),
     "rloo_math": ("grpo_math", ["train.algo=rloo"]),
     "full_ft": ("grpo_math", ["policy.lora=null"]),
+    "spo_oracle": ("grpo_math", [("rewards=[{source: correctness, win_rate: true, flip_rate: FLIP, name: spo_oracle}, "
+                                  "{source: correctness, weight: 0.0}]")]),
+    "grpo_noisy_rm": ("grpo_math", [("rewards=[{source: models:/quickstart-bt-noisy/latest, name: noisy_rm}, "
+                                     "{source: correctness, weight: 0.0}]")]),
 }
 NEEDS_RM = {"grpo_math", "spo_math", "rloo_math", "full_ft"}
+NEEDS_NOISY_RM = {"grpo_noisy_rm"}
 WINDOW = 10  # steps averaged at the start and the end of the sampled-correctness curve
 
 
@@ -132,6 +141,7 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], help="recipe override applied to every arm (repeatable)")
     ap.add_argument("--store", help="a folder whose mlflow.db has models:/quickstart-bt (skips training it)")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--flip-rate", type=float, default=0.2, help="the noisy oracle's chance of preferring the wrong answer")
     args = ap.parse_args()
     out = str(Path(args.out).resolve())
 
@@ -145,16 +155,28 @@ def main() -> int:
     if NEEDS_RM & set(args.arms) and not args.store:
         print("training the quickstart RM (models:/quickstart-bt) first", flush=True)
         train("quickstart", [])
+    noisy_rm = None
+    if NEEDS_NOISY_RM & set(args.arms):
+        from rewardlab import tracking
+
+        if "quickstart-bt-noisy" not in {m["name"] for m in tracking.registered_models()}:
+            print(f"training the Bradley-Terry RM on the oracle's comparisons (flip rate {args.flip_rate}) first", flush=True)
+            fitted = train("quickstart", [f"data.label_flip_rate={args.flip_rate}", "name=quickstart-bt-noisy"])
+            noisy_rm = {"flip_rate": args.flip_rate, **{k: fitted["metrics"][k] for k in ("pair_accuracy", "auroc", "shifted_auroc")
+                                                        if k in fitted["metrics"]}}
+            print(json.dumps({"noisy_rm": noisy_rm}), flush=True)
 
     rows = []
     for seed in args.seeds:
         for arm in args.arms:
             recipe, extra = ARMS[arm]
+            extra = [e.replace("FLIP", str(args.flip_rate)) for e in extra]
             overrides = [f"seed={seed}", f"name=bench-{arm}-s{seed}", f"output_dir=runs/bench-{arm}-s{seed}", *args.set, *extra]
             result = peer(recipe, overrides) if arm == "trl_peer" else train(recipe, overrides)
             rows.append(row_of(arm, seed, result))
             print(json.dumps(rows[-1]), flush=True)
-            write_results(out, args.seeds, args.set, rows, summarise(rows))  # after every run: a long sweep keeps its rows
+            write_results(out, args.seeds, [*args.set, f"flip_rate={args.flip_rate}"], rows,
+                          {**summarise(rows), "noisy_rm": noisy_rm})  # after every run: a long sweep keeps its rows
 
     summary = summarise(rows)
     print(f"\nheld-out accuracy (greedy), {len(args.seeds)} seed(s), mean +- std")
@@ -165,7 +187,7 @@ def main() -> int:
               f" {s['seconds_per_step']['mean']:.1f} s/step")
     if "overhead_vs_trl" in summary:
         print(f"  rewardlab `correctness` train time / bare TRL: {summary['overhead_vs_trl']['mean']:.3f}x")
-    write_results(out, args.seeds, args.set, rows, summary)
+    write_results(out, args.seeds, [*args.set, f"flip_rate={args.flip_rate}"], rows, {**summary, "noisy_rm": noisy_rm})
     return 0
 
 

@@ -1,22 +1,32 @@
 """Reward-model training throughput: rewardlab's Bradley-Terry learner vs plain TRL RewardTrainer.
 
 Same backbone (embedded SmolLM2-135M, full fine-tuning), same train pairs (math-answers), same batch size, one
-epoch each, each in its own process (so peak memory is its own). Prints pairs/s, peak RSS and held-out pairwise
-accuracy (TRL's own ``evaluate`` for both), and the throughput ratios. Writes benchmarks/results/rm_training.json.
+epoch each, each (arm, seed) in its own process (so peak memory is its own). Per seed the arms run one after the
+other, so they share the same neighbours on the machine. Prints pairs/s, peak RSS and held-out pairwise accuracy
+(TRL's own ``evaluate`` for every arm), per arm as mean +- std over seeds, and the throughput ratios paired by seed.
+Writes benchmarks/results/rm_training.json after every run.
 
-Variants:
-  rewardlab        rewardlab.learners.bradley_terry.make_trainer (pre-tokenized, length-grouped, no checkpointing)
-  trl-defaults     what a TRL user writes: RewardTrainer on prompt/chosen/rejected messages, RewardConfig defaults
-                   (gradient checkpointing on; bf16 off, since its default refuses to start on a CPU)
-  trl-matched      the same, with gradient checkpointing and bf16 off, as rewardlab runs on CPU
+Arms (learning rate, warmup, schedule, weight decay and seed are the quickstart recipe's in every arm but
+trl-defaults):
+  rewardlab          rewardlab.learners.bradley_terry.make_trainer: pre-tokenized, length-grouped batches
+  rewardlab-random   the same with train.group_by_length=false (uniform batches): what length grouping buys
+  trl-matched        what a TRL user writes (RewardTrainer on prompt/chosen/rejected messages) with rewardlab's
+                     settings: learning rate 3e-5, 10% warmup, linear decay, gradient checkpointing and bf16 off.
+                     TRL refuses train_sampling_strategy="group_by_length" for pairs ("Can only automatically
+                     infer lengths for datasets whose items are dictionaries with an 'input_ids' key"), so its
+                     batches are uniform
+  trl-defaults       RewardConfig's defaults (learning rate 1e-4, no warmup, gradient checkpointing on; bf16 off,
+                     since its default refuses to start on a CPU)
 
-Run:  python benchmarks/rm_training.py [--pairs 96] [--eval-pairs 96]      (~15 minutes on 2 CPU cores)
+Run:  python benchmarks/rm_training.py --seeds 0 1 2 --pairs 256     (~50 minutes on 2 CPU cores)
+      python benchmarks/rm_training.py --arms rewardlab trl-matched --seeds 0
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -26,7 +36,10 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results" / "rm_training.json"
 
 
-def worker(variant: str, pairs: int, eval_pairs: int, batch_size: int, max_length: int) -> dict:
+ARMS = ("rewardlab", "rewardlab-random", "trl-matched", "trl-defaults")
+
+
+def worker(arm: str, seed: int, pairs: int, eval_pairs: int, batch_size: int, max_length: int) -> dict:
     import tempfile
 
     from datasets import Dataset
@@ -37,14 +50,17 @@ def worker(variant: str, pairs: int, eval_pairs: int, batch_size: int, max_lengt
 
     config, _, _ = recipes.load(
         "quickstart",
-        [f"data.max_train_pairs={pairs}", f"data.max_eval_pairs={eval_pairs}", "model.freeze_layers=0", "train.epochs=1",
-         f"train.batch_size={batch_size}", f"model.max_length={max_length}", "train.save_steps=100000", "train.logging_steps=1000", "model.template=chat"],
+        [f"data.max_train_pairs={pairs}", f"data.max_eval_pairs={eval_pairs}", "data.shifted=false", "model.freeze_layers=0",
+         "train.epochs=1", f"train.batch_size={batch_size}", f"model.max_length={max_length}", "train.save_steps=100000",
+         "train.logging_steps=1000", "model.template=chat", f"seed={seed}",
+         f"train.group_by_length={'false' if arm == 'rewardlab-random' else 'true'}"],
     )
     data = load_preferences(config.data)
     tokenizer = backbones.load_tokenizer(config.model.backbone)
     out = tempfile.mkdtemp()
     config.output_dir = Path(out)
-    if variant == "rewardlab":
+    t = config.train
+    if arm.startswith("rewardlab"):
         trainer = bradley_terry.make_trainer(config, data, tokenizer)
         test = bradley_terry.tokenize_pairs(data.test_pairs, tokenizer, max_length, "chat")
     else:
@@ -56,11 +72,14 @@ def worker(variant: str, pairs: int, eval_pairs: int, batch_size: int, max_lengt
                 {"prompt": [{"role": "user", "content": r["prompt"]}], "chosen": [{"role": "assistant", "content": r["chosen"]}],
                  "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows])
 
-        # On a CPU, RewardConfig's bf16=True default refuses to start, so "defaults" means bf16 off and the rest default.
-        extra = {"bf16": False} if variant == "trl-defaults" else {"gradient_checkpointing": False, "bf16": False}
+        if arm == "trl-defaults":  # on a CPU, RewardConfig's bf16=True default refuses to start; the rest is default
+            extra = {"bf16": False}
+        else:  # the recipe's optimisation settings, as rewardlab's learner passes them to RewardConfig
+            extra = {"gradient_checkpointing": False, "bf16": False, "learning_rate": t.learning_rate, "warmup_steps": t.warmup_ratio,
+                     "lr_scheduler_type": t.lr_scheduler, "weight_decay": t.weight_decay, "data_seed": seed}
         args = RewardConfig(output_dir=out, per_device_train_batch_size=batch_size, num_train_epochs=1, max_length=max_length,
-                            report_to="none", save_strategy="no", logging_steps=1000, seed=0, **extra)
-        set_seed(0)  # same head initialisation as rewardlab's run
+                            report_to="none", save_strategy="no", logging_steps=1000, seed=seed, **extra)
+        set_seed(seed)  # the head initialised from the same seed as rewardlab's run
         model = AutoModelForSequenceClassification.from_pretrained(backbones.resolve(config.model.backbone), num_labels=1)
         trainer = RewardTrainer(model=model, args=args, train_dataset=as_messages(data.train_pairs), processing_class=tokenizer)
         test = as_messages(data.test_pairs)
@@ -69,52 +88,79 @@ def worker(variant: str, pairs: int, eval_pairs: int, batch_size: int, max_lengt
     seconds = time.perf_counter() - start
     accuracy = trainer.evaluate(test)["eval_accuracy"]
     return {
-        "variant": variant,
+        "arm": arm,
+        "seed": seed,
         "pairs": len(data.train_pairs),
         "train_seconds": seconds,
         "pairs_per_second": len(data.train_pairs) / seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "heldout_pair_accuracy": accuracy,
+        "learning_rate": trainer.args.learning_rate,
+        "warmup_steps": trainer.args.warmup_steps,
         "gradient_checkpointing": trainer.args.gradient_checkpointing,
         "bf16": trainer.args.bf16,
+        "sampling": trainer.args.train_sampling_strategy,
+        "load_average_at_start": os.getloadavg()[0],
     }
+
+
+def summarize(runs: list[dict], arms: list[str]) -> dict:
+    import statistics
+
+    def ms(values):
+        return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+
+    by = {(r["arm"], r["seed"]): r for r in runs}
+    summary = {arm: {k: ms([r[k] for r in runs if r["arm"] == arm]) for k in ("pairs_per_second", "heldout_pair_accuracy", "peak_rss_mb")}
+               for arm in arms if any(r["arm"] == arm for r in runs)}
+    ratios = {}
+    for arm in arms:  # rewardlab / arm, paired by seed (the same neighbours on the machine)
+        paired = [by[("rewardlab", s)]["pairs_per_second"] / by[(arm, s)]["pairs_per_second"] for (a, s) in by if a == arm and ("rewardlab", s) in by]
+        if arm != "rewardlab" and paired:
+            ratios[f"rewardlab_vs_{arm}"] = ms(paired)
+    return {"summary": summary, "ratios": ratios}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pairs", type=int, default=96)
-    p.add_argument("--eval-pairs", type=int, default=96)
+    p.add_argument("--pairs", type=int, default=256)
+    p.add_argument("--eval-pairs", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-length", type=int, default=96)
-    p.add_argument("--variants", default="rewardlab,trl-matched,trl-defaults")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker-seed", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
-        print("RESULT " + json.dumps(worker(a.worker, a.pairs, a.eval_pairs, a.batch_size, a.max_length)), flush=True)
+        print("RESULT " + json.dumps(worker(a.worker, a.worker_seed, a.pairs, a.eval_pairs, a.batch_size, a.max_length)), flush=True)
         return
-    results = {}
-    for variant in a.variants.split(","):
-        cmd = [sys.executable, __file__, "--worker", variant, "--pairs", str(a.pairs), "--eval-pairs", str(a.eval_pairs),
-               "--batch-size", str(a.batch_size), "--max-length", str(a.max_length)]
-        print(f"== {variant}", flush=True)
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-        if line is None:
-            print(proc.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"{variant} failed")
-        results[variant] = json.loads(line[7:])
-        r = results[variant]
-        print(f"   {r['pairs_per_second']:.2f} pairs/s  peak RSS {r['peak_rss_mb']:.0f} MB  held-out acc {r['heldout_pair_accuracy']:.3f}", flush=True)
-    ours = results.get("rewardlab")
-    ratios = {f"rewardlab_vs_{k}": ours["pairs_per_second"] / v["pairs_per_second"] for k, v in results.items() if ours and k != "rewardlab"}
-    print(f"\n{'variant':14s} {'pairs/s':>8s} {'peak MB':>8s} {'acc':>6s}")
-    for k, r in results.items():
-        print(f"{k:14s} {r['pairs_per_second']:8.2f} {r['peak_rss_mb']:8.0f} {r['heldout_pair_accuracy']:6.3f}")
-    for k, v in ratios.items():
-        print(f"throughput ratio {k}: {v:.2f}x")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"results": results, "ratios": ratios, "settings": vars(a)}, indent=2))
-    print(f"written {RESULTS}")
+    runs = []
+    settings = {k: v for k, v in vars(a).items() if not k.startswith("worker")}
+    for seed in a.seeds:
+        for arm in a.arms:
+            cmd = [sys.executable, __file__, "--worker", arm, "--worker-seed", str(seed), "--pairs", str(a.pairs), "--eval-pairs",
+                   str(a.eval_pairs), "--batch-size", str(a.batch_size), "--max-length", str(a.max_length)]
+            print(f"== {arm} seed {seed}", flush=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+            if line is None:
+                print(proc.stderr[-3000:], file=sys.stderr)
+                raise SystemExit(f"{arm} failed")
+            r = json.loads(line[7:])
+            runs.append(r)
+            print(f"   {r['pairs_per_second']:.2f} pairs/s  peak RSS {r['peak_rss_mb']:.0f} MB  held-out acc {r['heldout_pair_accuracy']:.3f}", flush=True)
+            Path(a.out).parent.mkdir(parents=True, exist_ok=True)  # after every run: a stopped sweep keeps what it finished
+            Path(a.out).write_text(json.dumps({"runs": runs, **summarize(runs, a.arms), "settings": settings}, indent=2))
+    result = summarize(runs, a.arms)
+    print(f"\n{'arm':18s} {'pairs/s':>14s} {'peak MB':>8s} {'held-out acc':>14s}   ({len(a.seeds)} seed(s), mean +- std)")
+    for arm, m in result["summary"].items():
+        print(f"{arm:18s} {m['pairs_per_second']['mean']:7.2f} +- {m['pairs_per_second']['std']:4.2f} {m['peak_rss_mb']['mean']:8.0f} "
+              f"{m['heldout_pair_accuracy']['mean']:7.3f} +- {m['heldout_pair_accuracy']['std']:.3f}")
+    for k, v in result["ratios"].items():
+        print(f"throughput ratio {k}: {v['mean']:.2f}x +- {v['std']:.2f} (paired by seed)")
+    print(f"written {a.out}")
 
 
 if __name__ == "__main__":

@@ -29,9 +29,9 @@ $XDG_DATA_HOME/rewardlab/mlflow.db (~/.local/share/rewardlab/mlflow.db); `reward
 def _user_errors() -> tuple[type[BaseException], ...]:
     from rewardlab.backbones import BackboneError
     from rewardlab.data.cards import DataError
-    from rewardlab.tracking import RegistryError, ResumeError
     from rewardlab.recipes import RecipeError
     from rewardlab.rewards.base import RewardInputError
+    from rewardlab.tracking import RegistryError, ResumeError
 
     return (RecipeError, DataError, ResumeError, RegistryError, BackboneError, RewardInputError, FileNotFoundError)
 
@@ -144,22 +144,21 @@ def cmd_explain(args) -> int:
 def cmd_eval(args) -> int:
     from rewardlab import rewards
     from rewardlab.data import TextDataConfig, load_preferences
-    from rewardlab.data.loaders import load_eval_pairs
-    from rewardlab.rewards.evaluate import evaluate_text_reward, format_report
+    from rewardlab.data.loaders import PreferenceData, load_eval_pairs
+    from rewardlab.rewards.evaluate import evaluate_splits, format_report
 
     if args.data_path:  # your own pairs: plain TRL rows evaluate as they are
-        pairs, samples = load_eval_pairs(args.data_path, args.card)[: args.max_pairs], []
-    else:
+        data = PreferenceData(str(args.data_path), None, str(args.data_path), [], load_eval_pairs(args.data_path, args.card)[: args.max_pairs])
+    else:  # a builder's test split, and its shifted split
         data = load_preferences(TextDataConfig(name=args.data, max_eval_pairs=args.max_pairs, max_eval_samples=args.max_pairs))
-        pairs, samples = data.test_pairs, data.test_samples
     reward = rewards.load(args.model)
     if rewards.modality(reward) != "text":
         print(f"{args.model}: eval supports text rewards; this is a {type(reward).__name__}", file=sys.stderr)
         return 2
-    result = evaluate_text_reward(reward, pairs, samples)
-    print(format_report(result.metrics))
+    _, _, metrics = evaluate_splits(reward, data)
+    print(format_report(metrics))
     if args.json:
-        Path(args.json).write_text(json.dumps(result.metrics, indent=2))
+        Path(args.json).write_text(json.dumps(metrics, indent=2))
     return 0
 
 
@@ -202,21 +201,25 @@ def cmd_data(args) -> int:
         also = f"; the card's other configs: {', '.join(others)} (--config)" if others and not args.config else ""
         print(f"{args.file}: {len(rows)} rows OK against {card.path.name} (config {config}{also})")
         return 0
-    if args.name == "math-answers":
-        from rewardlab.data import math_answers
+    if args.name in loaders.MATH_BUILDERS:
+        import importlib
 
-        settings = loaders.builder_config(math_answers.MathAnswersConfig, dict(_kv(args.option)), "--option")
-        built = math_answers.build(settings, regenerate=args.regenerate)
-        card = cards.find_card("math-answers")
-        card.validate_rows(built["samples"], "samples")
-        card.validate_rows(built["pairs"], "pairs")
-        acc = sum(s["correct"] for s in built["samples"]) / len(built["samples"])
-        print(f"math-answers: {len(built['samples'])} samples ({acc:.1%} correct), {len(built['pairs'])} pairs")
+        module_name, settings_cls = loaders.MATH_BUILDERS[args.name]
+        module = importlib.import_module(f"rewardlab.data.{module_name}")
+        settings = loaders.builder_config(getattr(module, settings_cls), dict(_kv(args.option)), "--option")
+        built = module.build(settings, regenerate=args.regenerate)
+        card = cards.find_card(args.name)
+        card.validate_rows(built["samples"] + built["shifted_samples"], "samples")
+        card.validate_rows(built["pairs"] + built["shifted_pairs"], "pairs")
+        for split, rows, pairs in (("train + test", built["samples"], built["pairs"]), ("shifted", built["shifted_samples"], built["shifted_pairs"])):
+            if rows:
+                acc = sum(s["correct"] for s in rows) / len(rows)
+                print(f"{args.name} ({split}): {len(rows)} samples ({acc:.1%} correct), {len(pairs)} pairs")
         if args.out:
             out = Path(args.out)
             for name, rows in built.items():
                 loaders.write_jsonl(out / f"{name}.jsonl", rows)
-            print(f"written to {out}/samples.jsonl and {out}/pairs.jsonl")
+            print(f"written to {out}/: {', '.join(f'{name}.jsonl' for name in built)}")
         return 0
     if args.name == "policy-trajectories":
         from collections import Counter
@@ -277,8 +280,7 @@ def cmd_data(args) -> int:
             loaders.write_jsonl(Path(args.out) / "rows.jsonl", rows)
             print(f"written to {args.out}/rows.jsonl")
         return 0
-    print(f"unknown builder '{args.name}'; builders: math-answers, policy-trajectories, pendulum-random, expert-demos, "
-          "s2e-explanations", file=sys.stderr)
+    print(f"unknown builder '{args.name}'; builders: {', '.join(BUILDERS)}", file=sys.stderr)
     return 2
 
 
@@ -340,7 +342,8 @@ def cmd_ui(args) -> int:
 
 
 #: The built-in dataset builders: name -> (module in rewardlab.data, its settings class).
-BUILDERS = {"math-answers": ("math_answers", "MathAnswersConfig"), "policy-trajectories": ("policy_pool", "PolicyPoolConfig"),
+BUILDERS = {"math-answers": ("math_answers", "MathAnswersConfig"), "math-steps": ("math_steps", "MathStepsConfig"),
+            "policy-trajectories": ("policy_pool", "PolicyPoolConfig"),
             "pendulum-random": ("transitions", "PendulumRandomConfig"), "expert-demos": ("expert_demos", "ExpertDemosConfig"),
             "s2e-explanations": ("s2e_dataset", "S2EDatasetConfig")}
 
@@ -377,6 +380,7 @@ def _add_build_parser(dsub) -> argparse.ArgumentParser:
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="Build a built-in dataset (or load its shipped or cached rows) and check it against its card.",
                         epilog="examples:\n  rewardlab data build math-answers --out data/\n"
+                        "  rewardlab data build math-steps --option n_questions=80 --regenerate\n"
                         "  rewardlab data build expert-demos --option task=InvertedDoublePendulum-v5 --out demos/\n"
                         "  rewardlab data build s2e-explanations --option domain=lunarlander --option episodes=50")
     b.add_argument("name", nargs="?", help=" | ".join(BUILDERS))
@@ -407,7 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a reward on held-out pairs, next to length-only baselines")
     e.add_argument("model", help="a reward folder, models:/name/version, models:/name@alias or runs:/id/model")
-    e.add_argument("--data", default="math-answers", help="dataset name (default: math-answers)")
+    e.add_argument("--data", default="math-answers",
+                   help="a built-in dataset: math-answers (default) or math-steps; scored on its test split and on its "
+                   "shifted split (the test questions answered under another persona and temperature), side by side")
     e.add_argument("--data-path", default=None,
                    help="your own JSONL of TRL rows: prompt, chosen, rejected (and reference for POLAR); with a split column "
                    "its test rows are used, else all rows")

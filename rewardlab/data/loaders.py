@@ -8,11 +8,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, FilePath
+from pydantic import BaseModel, ConfigDict, Field, FilePath
 
 from rewardlab.data.cards import Card, DataError, find_card, parse_card
 
-PREFERENCE_BUILDERS = ("math-answers",)
+#: Preference builders: name -> (module in rewardlab.data, its settings class). Both build train/test/shifted splits.
+MATH_BUILDERS = {"math-answers": ("math_answers", "MathAnswersConfig"), "math-steps": ("math_steps", "MathStepsConfig")}
+PREFERENCE_BUILDERS = tuple(MATH_BUILDERS)
 HUB_PREFERENCES = ("Anthropic/hh-rlhf",)
 
 
@@ -23,9 +25,13 @@ class TextDataConfig(BaseModel):
     name: str = "math-answers"  # a built-in builder, a hub dataset with a card (needs network), or a label for `path`
     path: FilePath | None = None  # a local JSONL of prompt/chosen/rejected rows; validated against `card`
     card: str | None = None  # card name or path for `path`; defaults to the card of `name`
-    builder: dict[str, Any] = {}  # settings of the builder (see rewardlab/data/math_answers.py)
+    builder: dict[str, Any] = {}  # settings of the builder (see rewardlab/data/math_answers.py, math_steps.py)
     regenerate: bool = False  # ignore shipped/cached rows and sample again (slow)
+    shifted: bool = True  # also evaluate on the builder's shifted split (test questions, another persona and temperature)
     max_train_pairs: int | None = None  # cap, for quick runs; None keeps all
+    subset_seed: int | None = None  # with max_train_pairs: a random subset drawn with this seed instead of the first N
+    label_flip_rate: float = Field(0.0, ge=0, le=0.5)  # swap chosen and rejected in this share of train pairs (a noisy annotator)
+    label_flip_seed: int = 0
     max_eval_pairs: int | None = None
     max_eval_samples: int | None = None  # cap on labelled held-out samples scored for AUROC
 
@@ -41,6 +47,8 @@ class PreferenceData:
     test_pairs: list[dict]
     test_samples: list[dict] = field(default_factory=list)
     train_samples: list[dict] = field(default_factory=list)
+    shifted_pairs: list[dict] = field(default_factory=list)  # the same held-out questions, answered under another sampling
+    shifted_samples: list[dict] = field(default_factory=list)
 
 
 def _card_for(cfg_card: str | None, name: str) -> Card:
@@ -133,22 +141,26 @@ def load_preferences(cfg: TextDataConfig) -> PreferenceData:
         if not test:
             raise DataError(f"{cfg.path}: no row has split 'test'; held-out pairs are needed for evaluation")
         data = PreferenceData(cfg.name, card, str(cfg.path), train, test)
-    elif cfg.name == "math-answers":
-        from rewardlab.data.math_answers import MathAnswersConfig, build
+    elif cfg.name in MATH_BUILDERS:
+        import importlib
 
-        card = find_card("math-answers")
-        builder_cfg = builder_config(MathAnswersConfig, cfg.builder)
-        built = build(builder_cfg, regenerate=cfg.regenerate)
-        samples = card.validate_rows(built["samples"], "samples", source="math-answers samples")
-        pairs = card.validate_rows(built["pairs"], "pairs", source="math-answers pairs")
+        module_name, settings_cls = MATH_BUILDERS[cfg.name]
+        module = importlib.import_module(f"rewardlab.data.{module_name}")
+        card = find_card(cfg.name)
+        builder_cfg = builder_config(getattr(module, settings_cls), cfg.builder)
+        built = module.build(builder_cfg, regenerate=cfg.regenerate, shifted=cfg.shifted)
+        samples = card.validate_rows(built["samples"] + built["shifted_samples"], "samples", source=f"{cfg.name} samples")
+        pairs = card.validate_rows(built["pairs"] + built["shifted_pairs"], "pairs", source=f"{cfg.name} pairs")
         data = PreferenceData(
-            "math-answers",
+            cfg.name,
             card,
-            f"rewardlab builder math-answers (key {builder_cfg.key()})",
+            f"rewardlab builder {cfg.name} (key {builder_cfg.key()})",
             [p for p in pairs if p["split"] == "train"],
             [p for p in pairs if p["split"] == "test"],
             test_samples=[s for s in samples if s["split"] == "test"],
             train_samples=[s for s in samples if s["split"] == "train"],
+            shifted_pairs=[p for p in pairs if p["split"] == "shifted"],
+            shifted_samples=[s for s in samples if s["split"] == "shifted"],
         )
     elif cfg.name in HUB_PREFERENCES:
         card = find_card(cfg.name)
@@ -160,11 +172,25 @@ def load_preferences(cfg: TextDataConfig) -> PreferenceData:
             f"a hub dataset ({', '.join(HUB_PREFERENCES)}), or a JSONL file given as data.path"
         )
     if cfg.max_train_pairs is not None:
-        data.train_pairs = data.train_pairs[: cfg.max_train_pairs]
+        if cfg.subset_seed is not None and cfg.max_train_pairs < len(data.train_pairs):  # low-data curves: another draw per seed
+            import random
+
+            keep = sorted(random.Random(cfg.subset_seed).sample(range(len(data.train_pairs)), cfg.max_train_pairs))
+            data.train_pairs = [data.train_pairs[i] for i in keep]
+        else:
+            data.train_pairs = data.train_pairs[: cfg.max_train_pairs]
     if cfg.max_eval_pairs is not None:
         data.test_pairs = data.test_pairs[: cfg.max_eval_pairs]
+        data.shifted_pairs = data.shifted_pairs[: cfg.max_eval_pairs]
     if cfg.max_eval_samples is not None:
         data.test_samples = data.test_samples[: cfg.max_eval_samples]
+        data.shifted_samples = data.shifted_samples[: cfg.max_eval_samples]
+    if cfg.label_flip_rate:  # the same noisy oracle SPO's spo_oracle arm queries: wrong way round with this probability
+        import random
+
+        rng = random.Random(cfg.label_flip_seed)
+        data.train_pairs = [{**p, "chosen": p["rejected"], "rejected": p["chosen"]} if rng.random() < cfg.label_flip_rate else p
+                            for p in data.train_pairs]
     if not data.train_pairs:
         raise DataError(f"{data.source}: no training pairs")
     return data

@@ -5,6 +5,10 @@ it states equals the true result. The builder emits the samples (for AUROC of re
 preference pairs in TRL's prompt/chosen/rejected format (for Bradley-Terry training). Questions, not samples,
 are split into train and test, so no held-out question is ever seen in training.
 
+A third split, ``shifted``, answers the *test* questions again under another sampling: a system prompt (a
+persona) and a higher temperature. A reward that learned the training answers' surface form rather than their
+correctness loses accuracy there; every text evaluation reports it beside the in-distribution test split.
+
 The rows for the default settings ship with the package; any other setting is generated and cached.
 """
 
@@ -19,6 +23,9 @@ from rewardlab import backbones
 from rewardlab.data.loaders import read_jsonl, settings_key, write_jsonl
 
 SHIPPED = Path(__file__).parent / "shipped" / "math_answers_samples.jsonl"
+SHIPPED_SHIFTED = Path(__file__).parent / "shipped" / "math_answers_shifted.jsonl"
+#: The persona of the shifted split: another register than the plain assistant the training answers came from.
+SHIFTED_SYSTEM = "You are a cheerful maths tutor for children. Reply warmly, in one sentence."
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -36,10 +43,21 @@ class MathAnswersConfig:
     seed: int = 0
     batch_questions: int = 16
     max_pairs_per_question: int = 4
+    # the shifted split: the test questions answered again with this system prompt and sampling
+    shifted_system: str | None = SHIFTED_SYSTEM
+    shifted_temperature: float = 1.0
+    shifted_top_p: float = 1.0
 
     def key(self) -> str:
-        # batching changes speed, not (intentionally) the rows; pairs are derived from samples
+        # batching changes speed, not (intentionally) the rows; pairs are derived from samples; the shifted
+        # settings change only the shifted rows, which have their own key
+        return settings_key(self, ignore=("batch_questions", "max_pairs_per_question", *SHIFT_FIELDS))
+
+    def shifted_key(self) -> str:
         return settings_key(self, ignore=("batch_questions", "max_pairs_per_question"))
+
+
+SHIFT_FIELDS = ("shifted_system", "shifted_temperature", "shifted_top_p")
 
 
 def make_questions(n: int, seed: int) -> list[dict]:
@@ -71,43 +89,68 @@ def clean_response(text: str) -> str:
     return ""
 
 
-def generate_samples(cfg: MathAnswersConfig) -> list[dict]:
-    """Sample answers from the model (slow on CPU: about 0.3 s an answer on 2 cores)."""
+def chat_prompts(tokenizer, questions: list[dict], system: str | None) -> list[str]:
+    """Each question in the model's chat template (with ``system`` when given), followed by the question's
+    ``prefix`` when it has one: the start of the answer the model is made to continue."""
+    texts = []
+    for q in questions:
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": q["question"]}]
+        text = (tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) if tokenizer.chat_template
+                else (f"{system}\n" if system else "") + q["question"] + "\n")
+        texts.append(text + q.get("prefix", ""))
+    return texts
+
+
+def sample_rows(cfg, questions: list[dict], split_of, finish, *, system: str | None, temperature: float, top_p: float,
+                seed: int, desc: str) -> list[dict]:
+    """``cfg.samples_per_question`` sampled answers per question, batch by batch (``torch.manual_seed`` set per
+    batch from ``seed``). ``finish(question, raw text)`` turns a raw continuation into the row's task fields
+    (response, stated, correct, ...)."""
     from tqdm.auto import tqdm
 
     tokenizer = backbones.load_tokenizer(cfg.model)
     tokenizer.padding_side = "left"
     model = backbones.load_causal_lm(cfg.model).eval()
-    questions = make_questions(cfg.n_questions, cfg.seed)
-    test_ids = set(random.Random(cfg.seed + 1).sample(range(cfg.n_questions), int(cfg.n_questions * cfg.test_fraction)))
     rows: list[dict] = []
-    batches = range(0, len(questions), cfg.batch_questions)
-    for start in tqdm(batches, desc="math-answers: sampling", unit="batch"):
+    for start in tqdm(range(0, len(questions), cfg.batch_questions), desc=desc, unit="batch"):
         chunk = questions[start : start + cfg.batch_questions]
-        texts = [
-            tokenizer.apply_chat_template([{"role": "user", "content": q["question"]}], add_generation_prompt=True, tokenize=False)
-            if tokenizer.chat_template
-            else q["question"]
-            for q in chunk
-        ]
-        decoded = backbones.sample_texts(model, tokenizer, texts, cfg.seed * 100003 + start, cfg.samples_per_question,
-                                         cfg.temperature, cfg.top_p, cfg.max_new_tokens)
+        decoded = backbones.sample_texts(model, tokenizer, chat_prompts(tokenizer, chunk, system), seed * 100003 + start,
+                                         cfg.samples_per_question, temperature, cfg.top_p if top_p is None else top_p,
+                                         cfg.max_new_tokens)
         for i, text in enumerate(decoded):
             q = chunk[i // cfg.samples_per_question]
-            response = clean_response(text)
-            stated = stated_number(response)
-            rows.append(
-                {
-                    "qid": q["qid"],
-                    "split": "test" if q["qid"] in test_ids else "train",
-                    "prompt": q["question"],
-                    "response": response,
-                    "answer": q["answer"],
-                    "stated": stated,
-                    "correct": stated is not None and stated == q["answer"],
-                }
-            )
+            rows.append({"qid": q["qid"], "split": split_of(q["qid"]), "prompt": q["question"], **finish(q, text)})
     return rows
+
+
+def test_qids(cfg) -> set[int]:
+    """The held-out questions: a seeded draw of ``test_fraction`` of them, separate from the questions' own draw."""
+    return set(random.Random(cfg.seed + 1).sample(range(cfg.n_questions), int(cfg.n_questions * cfg.test_fraction)))
+
+
+#: The shifted split samples from its own seed stream, so its answers are not the test answers re-drawn.
+SHIFTED_SEED_OFFSET = 7919
+
+
+def _finish(q: dict, text: str) -> dict:
+    response = clean_response(text)
+    stated = stated_number(response)
+    return {"response": response, "answer": q["answer"], "stated": stated, "correct": stated is not None and stated == q["answer"]}
+
+
+def generate_samples(cfg: MathAnswersConfig) -> list[dict]:
+    """Sample answers from the model (slow on CPU: about 0.3 s an answer on 2 cores)."""
+    test_ids = test_qids(cfg)
+    return sample_rows(cfg, make_questions(cfg.n_questions, cfg.seed), lambda qid: "test" if qid in test_ids else "train", _finish,
+                       system=None, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed, desc="math-answers: sampling")
+
+
+def generate_shifted(cfg: MathAnswersConfig) -> list[dict]:
+    """The test questions answered again under the shifted persona and sampling: split ``shifted``."""
+    test_ids = test_qids(cfg)
+    questions = [q for q in make_questions(cfg.n_questions, cfg.seed) if q["qid"] in test_ids]
+    return sample_rows(cfg, questions, lambda qid: "shifted", _finish, system=cfg.shifted_system, temperature=cfg.shifted_temperature,
+                       top_p=cfg.shifted_top_p, seed=cfg.seed + SHIFTED_SEED_OFFSET, desc="math-answers: shifted split")
 
 
 def make_pairs(samples: list[dict], max_pairs_per_question: int, seed: int) -> list[dict]:
@@ -128,20 +171,33 @@ def make_pairs(samples: list[dict], max_pairs_per_question: int, seed: int) -> l
     return pairs
 
 
-def samples_path(cfg: MathAnswersConfig) -> Path:
-    return backbones.cache_dir() / "datasets" / "math-answers" / f"{cfg.key()}.jsonl"
+def samples_path(cfg: MathAnswersConfig, shifted: bool = False) -> Path:
+    name = f"{cfg.shifted_key()}-shifted" if shifted else cfg.key()
+    return backbones.cache_dir() / "datasets" / "math-answers" / f"{name}.jsonl"
 
 
-def build(cfg: MathAnswersConfig = MathAnswersConfig(), regenerate: bool = False) -> dict[str, list[dict]]:
-    """Return ``{"samples": [...], "pairs": [...]}``, from the shipped rows, the cache, or a fresh generation."""
-    if not regenerate and cfg.key() == MathAnswersConfig().key() and SHIPPED.exists():
-        samples = read_jsonl(SHIPPED)
-    elif not regenerate and samples_path(cfg).exists():
-        samples = read_jsonl(samples_path(cfg))
-    else:
-        samples = generate_samples(cfg)
-        write_jsonl(samples_path(cfg), samples)
-    return {"samples": samples, "pairs": make_pairs(samples, cfg.max_pairs_per_question, cfg.seed)}
+def cached(path: Path, shipped: Path, is_default: bool, regenerate: bool, generate) -> list[dict]:
+    """Rows from the shipped file (default settings), else the cache, else ``generate()`` (then cached)."""
+    if not regenerate and is_default and shipped.exists():
+        return read_jsonl(shipped)
+    if not regenerate and path.exists():
+        return read_jsonl(path)
+    rows = generate()
+    write_jsonl(path, rows)
+    return rows
+
+
+def build(cfg: MathAnswersConfig = MathAnswersConfig(), regenerate: bool = False, shifted: bool = True) -> dict[str, list[dict]]:
+    """Return ``{"samples", "pairs", "shifted_samples", "shifted_pairs"}``, each from the shipped rows, the cache, or
+    a fresh generation. ``shifted=False`` skips the shifted split (empty lists; nothing is sampled for it)."""
+    default = MathAnswersConfig()
+    samples = cached(samples_path(cfg), SHIPPED, cfg.key() == default.key(), regenerate, lambda: generate_samples(cfg))
+    out = {"samples": samples, "pairs": make_pairs(samples, cfg.max_pairs_per_question, cfg.seed), "shifted_samples": [], "shifted_pairs": []}
+    if shifted:
+        rows = cached(samples_path(cfg, True), SHIPPED_SHIFTED, cfg.shifted_key() == default.shifted_key(), regenerate,
+                      lambda: generate_shifted(cfg))
+        out["shifted_samples"], out["shifted_pairs"] = rows, make_pairs(rows, cfg.max_pairs_per_question, cfg.seed)
+    return out
 
 
 _QUESTION = re.compile(r"What is (-?\d+) ([-+*]) (-?\d+)\?")
@@ -156,9 +212,10 @@ def canonical_answer(question: str) -> str:
     return f"{a} {op} {b} = {dict(zip('+-*', (a + b, a - b, a * b)))[op]}."
 
 
-def with_references(pairs: list[dict], samples: list[dict], seed: int = 0) -> list[dict]:
+def with_references(pairs: list[dict], samples: list[dict], seed: int = 0, canonical=canonical_answer) -> list[dict]:
     """POLAR's fine-tuning rows {prompt, reference, chosen, rejected}: the reference is a verified correct answer to
-    the same question: another correct sample of the model when there is one, else the written-out answer."""
+    the same question: another correct sample of the model when there is one, else the written-out answer
+    (``canonical(question)``)."""
     rng = random.Random(seed)
     correct: dict[int, list[str]] = {}
     for s in samples:
@@ -169,6 +226,6 @@ def with_references(pairs: list[dict], samples: list[dict], seed: int = 0) -> li
     out = []
     for p in pairs:
         others = [r for r in correct.get(p["qid"], []) if r != p["chosen"]]
-        reference = rng.choice(others) if others else canonical_answer(p["prompt"])
+        reference = rng.choice(others) if others else canonical(p["prompt"])
         out.append({**p, "reference": reference})
     return out

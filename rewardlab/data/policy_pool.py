@@ -6,10 +6,15 @@ A *policy* is anything that maps a prompt to text. The default pool, all offline
 * a rule-based template writer;
 * a word-bigram generator fitted on a small fixed corpus.
 
-Any Hugging Face causal LM joins the pool by listing it as an ``lm`` policy. Prompts are instructions ("Explain
-coffee to a beginner.") and text prefixes ("Continue this text: Volcanoes have ..."). Every policy answers every
-prompt ``samples_per_prompt`` times, so two samples of one policy (reference and positive) and one of another
-(negative) make a POLAR triplet. Prompts are split into train and test; some policies are held out entirely.
+Any Hugging Face causal LM joins the pool by listing it as an ``lm`` policy. Prompts are of four kinds:
+instructions ("Explain coffee to a beginner."), text prefixes ("Continue this text: Volcanoes have ..."),
+arithmetic questions in the fine-tuning domain ("What is 7 * 8? Answer in one short sentence.", never one of
+math-answers' test questions) and short word problems ("Mia has 3 apples and gets 4 more. ..."). Every policy
+answers every prompt ``samples_per_prompt`` times, so two samples of one policy (reference and positive) and one of
+another (negative) make a POLAR triplet. Prompts are split into train and test; some policies, and whole prompt
+kinds (by default the word problems), are held out entirely, so discrimination is measured on both kinds of
+novelty. A rewrite policy restyles another policy's own answers; the two share a ``family`` and are never each
+other's negative (that would teach surface form: the content is the same).
 
 The rows for the default settings ship with the package; other settings are generated and cached.
 """
@@ -39,6 +44,15 @@ TOPICS = (
     "elephants", "candles", "submarines", "mushrooms", "stars", "farming", "umbrellas", "dolphins", "airplanes", "maths",
 )
 INSTRUCTIONS = ("Explain {t} to a beginner.", "Give one interesting fact about {t}.", "Why do people care about {t}?")
+#: Short word problems (prompt kind ``reasoning``): one arithmetic step in words.
+WORD_PROBLEMS = (
+    "{name} has {a} {things} and gets {b} more. How many {things} does {name} have now?",
+    "{name} had {a} {things} and gave {c} away. How many {things} are left?",
+    "A box holds {d} rows of {e} {things}. How many {things} are in the box?",
+    "{name} reads {d} pages a day for {e} days. How many pages is that?",
+)
+NAMES = ("Mia", "Tom", "Ana", "Ravi", "Lena", "Sam", "Yuki", "Omar")
+THINGS = ("apples", "stickers", "marbles", "books", "shells", "cards", "pencils", "eggs")
 PREFIXES = (
     "Continue this text: {T} have a long history, and",
     "Continue this text: Most people never think about {t}, but",
@@ -65,6 +79,11 @@ class Policy:
     top_p: float = 0.95
     base: str | None = None
     transform: str | None = None
+
+    @property
+    def family(self) -> str:
+        """A rewrite belongs to its base policy's family: same content, another surface."""
+        return self.base if self.kind == "rewrite" and self.base else self.id
 
 
 def _sentences(text: str) -> list[str]:
@@ -103,6 +122,9 @@ class PolicyPoolConfig:
     policies: tuple[Policy, ...] = DEFAULT_POLICIES
     held_out_policies: tuple[str, ...] = ("smollm2-poet", "bigram", "assistant-bullets")
     n_topics: int = 40
+    n_arithmetic: int = 40  # math-answers-style questions (none of its test questions): the fine-tuning domain
+    n_reasoning: int = 20  # one-step word problems
+    held_out_prompt_kinds: tuple[str, ...] = ("reasoning",)  # prompt kinds that appear only in evaluation
     samples_per_prompt: int = 2
     max_new_tokens: int = 32
     test_fraction: float = 0.25
@@ -117,6 +139,10 @@ class PolicyPoolConfig:
                 raise DataError(f"policies: {exc}; a policy has id, kind (lm|template|bigram|rewrite), model, "
                                 "system, temperature, top_p, base, transform") from None
         object.__setattr__(self, "held_out_policies", tuple(self.held_out_policies))
+        object.__setattr__(self, "held_out_prompt_kinds", tuple(self.held_out_prompt_kinds))
+        unknown_kinds = set(self.held_out_prompt_kinds) - set(PROMPT_KINDS)
+        if unknown_kinds:
+            raise DataError(f"held_out_prompt_kinds {sorted(unknown_kinds)}: the prompt kinds are {', '.join(PROMPT_KINDS)}")
         ids = [p.id for p in self.policies]
         if len(set(ids)) != len(ids):
             raise DataError(f"policy ids must be unique, found {ids}")
@@ -136,8 +162,41 @@ class PolicyPoolConfig:
         return settings_key(self, ignore=("batch_prompts",))
 
 
-def make_prompts(n_topics: int, test_fraction: float, seed: int) -> list[dict]:
-    """One instruction and one prefix prompt per topic; topics (not prompts) are split, so test topics are unseen."""
+PROMPT_KINDS = ("instruction", "prefix", "arithmetic", "reasoning")
+
+
+def _arithmetic_questions(n: int, seed: int) -> list[str]:
+    """``n`` distinct math-answers-style questions, none of them one of math-answers' (default) test questions,
+    so pretraining never sees a question the fine-tuned reward is evaluated on."""
+    from rewardlab.data import math_answers
+
+    default = math_answers.MathAnswersConfig()
+    test_ids = math_answers.test_qids(default)
+    held = {q["question"] for q in math_answers.make_questions(default.n_questions, default.seed) if q["qid"] in test_ids}
+    out: list[str] = []
+    for q in math_answers.make_questions(20 * n + 100, seed + 1000):
+        if q["question"] not in held and q["question"] not in out:
+            out.append(q["question"])
+        if len(out) == n:
+            break
+    return out
+
+
+def _word_problems(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed + 2000)
+    out = []
+    for i in range(n):
+        a, b = rng.randint(2, 12), rng.randint(2, 12)
+        out.append(WORD_PROBLEMS[i % len(WORD_PROBLEMS)].format(name=rng.choice(NAMES), things=rng.choice(THINGS), a=a, b=b,
+                                                                c=rng.randint(1, a), d=rng.randint(2, 9), e=rng.randint(2, 9)))
+    return out
+
+
+def make_prompts(n_topics: int, test_fraction: float, seed: int, n_arithmetic: int = 0, n_reasoning: int = 0,
+                 held_out_kinds: tuple[str, ...] = ()) -> list[dict]:
+    """One instruction and one prefix prompt per topic; topics (not prompts) are split, so test topics are unseen.
+    Then ``n_arithmetic`` arithmetic questions and ``n_reasoning`` word problems, each split on its own (a seeded
+    ``test_fraction``). Every prompt of a kind in ``held_out_kinds`` is a test prompt."""
     if not 1 <= n_topics <= len(TOPICS):
         raise ValueError(f"n_topics must be in 1..{len(TOPICS)}, found {n_topics}")
     rng = random.Random(seed)
@@ -149,6 +208,12 @@ def make_prompts(n_topics: int, test_fraction: float, seed: int) -> list[dict]:
         for kind, forms in (("instruction", INSTRUCTIONS), ("prefix", PREFIXES)):
             text = forms[i % len(forms)].format(t=t, T=t[:1].upper() + t[1:])
             out.append({"pid": len(out), "topic": t, "prompt_kind": kind, "prompt": text, "split": split})
+    for kind, texts, topic in (("arithmetic", _arithmetic_questions(n_arithmetic, seed) if n_arithmetic else [], "this sum"),
+                               ("reasoning", _word_problems(n_reasoning, seed) if n_reasoning else [], "this puzzle")):
+        test_ids = set(random.Random(f"{seed}/{kind}").sample(range(len(texts)), round(len(texts) * test_fraction)))
+        for j, text in enumerate(texts):
+            split = "test" if kind in held_out_kinds or j in test_ids else "train"
+            out.append({"pid": len(out), "topic": topic, "prompt_kind": kind, "prompt": text, "split": split})
     return out
 
 
@@ -220,7 +285,7 @@ def _lm_answers(policy: Policy, prompts: list[dict], cfg: PolicyPoolConfig, desc
 
 def generate(cfg: PolicyPoolConfig) -> list[dict]:
     """Every policy answers every prompt ``samples_per_prompt`` times. Rows: prompt, policy id, trajectory."""
-    prompts = make_prompts(cfg.n_topics, cfg.test_fraction, cfg.seed)
+    prompts = make_prompts(cfg.n_topics, cfg.test_fraction, cfg.seed, cfg.n_arithmetic, cfg.n_reasoning, cfg.held_out_prompt_kinds)
     held = set(cfg.held_out_policies)
     rows: list[dict] = []
     table = None
@@ -242,7 +307,7 @@ def generate(cfg: PolicyPoolConfig) -> list[dict]:
             for j, text in enumerate(texts):
                 rows.append({
                     "pid": p["pid"], "split": p["split"], "prompt_kind": p["prompt_kind"], "prompt": p["prompt"],
-                    "policy": policy.id, "policy_split": "held_out" if policy.id in held else "train",
+                    "policy": policy.id, "family": policy.family, "policy_split": "held_out" if policy.id in held else "train",
                     "sample": j, "trajectory": text,
                 })
     return rows
@@ -279,7 +344,8 @@ def make_triplets(rows: list[dict], per_prompt: int = 4, seed: int = 0) -> Tripl
     random choice of which of A's samples is the reference and which of B's is the negative. Evaluation (held-out
     prompts) enumerates every ordered pair instead of drawing, so the accuracies are not a handful of draws:
     ``eval_prompts`` every (A, B) of training policies, ``eval_policies`` every held-out A against every other B.
-    Held-out policies appear only in ``eval_policies``. The evaluation lists are shuffled (with ``seed``), so a
+    Held-out policies appear only in ``eval_policies``. A and B are never of one family (a policy and its own
+    restyling): such a pair differs only in surface form. The evaluation lists are shuffled (with ``seed``), so a
     prefix of them is a random subset."""
     rng = random.Random(seed)
     by_prompt: dict[int, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
@@ -293,21 +359,27 @@ def make_triplets(rows: list[dict], per_prompt: int = 4, seed: int = 0) -> Tripl
         first = next(iter(policies.values()))[0]
         train_ids = sorted(k for k, v in policies.items() if v[0]["policy_split"] == "train")
         held_ids = sorted(k for k, v in policies.items() if v[0]["policy_split"] == "held_out")
+        family = {k: v[0].get("family") or k for k, v in policies.items()}
+
+        def apart(a: str, b: str) -> bool:
+            return a != b and family[a] != family[b]
+
+        options = [(a, b) for a in train_ids for b in train_ids if apart(a, b)]
 
         def triplet(a: str, b: str, ref: int = 0, neg: int = 0) -> dict:
             return {
-                "pid": pid, "prompt": first["prompt"], "policy_a": a, "policy_b": b,
+                "pid": pid, "prompt": first["prompt"], "prompt_kind": first["prompt_kind"], "policy_a": a, "policy_b": b,
                 "reference": policies[a][ref]["trajectory"], "positive": policies[a][1 - ref]["trajectory"],
                 "negative": policies[b][neg]["trajectory"],
             }
 
         if first["split"] == "train":
-            for _ in range(per_prompt if len(train_ids) >= 2 else 0):
-                a, b = rng.sample(train_ids, 2)
+            for _ in range(per_prompt if options else 0):
+                a, b = rng.choice(options)
                 out.train.append(triplet(a, b, rng.randrange(2), rng.randrange(len(policies[b]))))
         else:
-            out.eval_prompts += [triplet(a, b) for a in train_ids for b in train_ids if a != b]
-            out.eval_policies += [triplet(a, b) for a in held_ids for b in policies if b != a]
+            out.eval_prompts += [triplet(a, b) for a, b in options]
+            out.eval_policies += [triplet(a, b) for a in held_ids for b in policies if apart(a, b)]
     rng.shuffle(out.eval_prompts)
     rng.shuffle(out.eval_policies)
     return out

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rewardlab import backbones
 from rewardlab.data import PreferenceData, TextDataConfig, load_preferences
 from rewardlab.tracking import RecipeBase, resume_point, tracked_run
-from rewardlab.rewards.evaluate import evaluate_text_reward, figures, format_report
+from rewardlab.rewards.evaluate import evaluate_splits, figures, format_report
 from rewardlab.rewards.text import ScalarTextReward, encode
 
 
@@ -139,6 +139,14 @@ def make_trainer(cfg: Config, data: PreferenceData, tokenizer, callbacks=()):
     return reward_trainer(model, tokenizer, dataset, cfg.train, cfg.out() / "checkpoints", cfg.model.max_length, cfg.seed, callbacks)
 
 
+def log_eval_datasets(run, data: PreferenceData) -> None:
+    """The held-out test pairs and samples, and the shifted split's, as MLflow evaluation inputs."""
+    for rows, what in ((data.test_pairs, "test-pairs"), (data.test_samples, "test-samples"), (data.shifted_pairs, "shifted-pairs"),
+                       (data.shifted_samples, "shifted-samples")):
+        if rows:
+            run.log_dataset(rows, f"{data.name}-{what}", None, "evaluation", data.source)
+
+
 def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) -> dict:
     """Train, evaluate against length baselines, log everything to MLflow, and register the reward."""
     from rewardlab import tracking
@@ -151,8 +159,7 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
         if not resume:
             run.log_dataset(data.train_pairs, f"{data.name}-train-pairs", data.card.path, "training", data.source)
             run.log_dataset(data.test_pairs, f"{data.name}-test-pairs", None, "evaluation", data.source)
-            if data.test_samples:
-                run.log_dataset(data.test_samples, f"{data.name}-test-samples", None, "evaluation", data.source)
+            log_eval_datasets(run, data)
         trainer = make_trainer(cfg, data, tokenizer, callbacks=[run.trainer_callback(), *callbacks])
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         if not tracking.is_main_process():  # other DDP ranks are done: rank 0 saves, evaluates and logs
@@ -160,16 +167,16 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
         m = cfg.model
         folder = ScalarTextReward.save(trainer.model, tokenizer, out / "reward", m.max_length, m.template, backbone=m.backbone, recipe=cfg.name)
         reward = ScalarTextReward(trainer.model, tokenizer, m.max_length, batch_size=cfg.train.eval_batch_size, template=m.template)
-        result = evaluate_text_reward(reward, data.test_pairs, data.test_samples)
+        result, shifted, metrics = evaluate_splits(reward, data)
         step = trainer.state.global_step
-        run.log_metrics({f"eval/{k}": v for k, v in result.metrics.items()}, step=step)
-        for path, fig in figures(result, trainer.state.log_history).items():
+        run.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step=step)
+        for path, fig in figures(result, trainer.state.log_history, shifted).items():
             run.log_figure(fig, path)
         model_uri = run.log_reward_model(folder, cfg.name if cfg.tracking.register_model else None)
         run.set_tags({"model_uri": model_uri})
-        (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, "model_uri": model_uri, **result.metrics}, indent=2))
-    print(format_report(result.metrics))
+        (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, "model_uri": model_uri, **metrics}, indent=2))
+    print(format_report(metrics))
     print(run.summary(folder, model_uri), flush=True)
-    return {"run_id": run.run_id, "model_uri": model_uri, "output_dir": str(out), "metrics": result.metrics,
+    return {"run_id": run.run_id, "model_uri": model_uri, "output_dir": str(out), "metrics": metrics,
             "log_history": trainer.state.log_history, "global_step": step}
 

@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab.data import DataError, PreferenceData, TextDataConfig, load_preferences
 from rewardlab.tracking import RecipeBase, resume_point, tracked_run
-from rewardlab.learners.bradley_terry import ModelConfig, TrainConfig, reward_trainer
-from rewardlab.rewards.evaluate import auroc, evaluate_text_reward, figures, format_report
+from rewardlab.learners.bradley_terry import ModelConfig, TrainConfig, log_eval_datasets, reward_trainer
+from rewardlab.rewards.evaluate import auroc, evaluate_splits, figures, format_report
 from rewardlab.rewards.goal import GoalTextReward, filter_vote, goal_from_states, majority, min_q, q_from_states, q_rerank
 from rewardlab.rewards.text import encode_span
 
@@ -264,8 +264,8 @@ def load_baseline(uri: str | None):
 
 def baseline_metrics(baseline, data: PreferenceData) -> dict[str, float]:
     """The baseline's pairwise accuracy and AUROC on the same held-out pairs and samples, as ``baseline_*``."""
-    result = evaluate_text_reward(baseline, data.test_pairs, data.test_samples)
-    return {f"baseline_{k}": result.metrics[k] for k in ("pair_accuracy", "auroc") if k in result.metrics}
+    _, _, metrics = evaluate_splits(baseline, data)
+    return {f"baseline_{k}": metrics[k] for k in ("pair_accuracy", "auroc", "shifted_pair_accuracy", "shifted_auroc") if k in metrics}
 
 
 def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) -> dict:
@@ -283,9 +283,7 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
     with tracked_run(cfg, recipe_text, resume_id, {"beta": str(cfg.contrastive.beta)}) as run:
         if not resume:
             run.log_dataset(data.train_pairs, f"{data.name}-train-pairs", data.card.path, "training", data.source)
-            run.log_dataset(data.test_pairs, f"{data.name}-test-pairs", None, "evaluation", data.source)
-            if data.test_samples:
-                run.log_dataset(data.test_samples, f"{data.name}-test-samples", None, "evaluation", data.source)
+            log_eval_datasets(run, data)
         trainer = reward_trainer(model, tokenizer, dataset, cfg.train, out / "checkpoints", m.max_length, cfg.seed,
                                  [run.trainer_callback(), *callbacks], trainer_class=make_trainer_class(),
                                  data_collator=make_collator(tokenizer.pad_token_id), beta=cfg.contrastive.beta,
@@ -297,15 +295,15 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
         threshold, goal_source = fit_goal(reward, data, cfg.q_eval)
         folder = GoalTextReward.save(trainer.model, tokenizer, out / "reward", m.max_length, m.template, reward.goal_state,
                                      backbone=m.backbone, recipe=cfg.name, goal_from=goal_source, beta=cfg.contrastive.beta)
-        result = evaluate_text_reward(reward, data.test_pairs, data.test_samples)
-        metrics = dict(result.metrics)
+        result, shifted, metrics = evaluate_splits(reward, data)
         if baseline is not None:
             metrics.update(baseline_metrics(baseline, data))
-        figs = figures(result, trainer.state.log_history)
-        if data.test_samples and "stated" in data.test_samples[0]:
-            q_result, qs = q_metrics(reward, data.test_samples, threshold, cfg.q_eval.skip_tokens)
-            metrics.update(q_result)
-            figs["plots/q_values.png"] = q_figure(data.test_samples, qs, threshold)
+        figs = figures(result, trainer.state.log_history, shifted)
+        for prefix, samples in (("", data.test_samples), ("shifted_", data.shifted_samples)):
+            if samples and "stated" in samples[0]:
+                q_result, qs = q_metrics(reward, samples, threshold, cfg.q_eval.skip_tokens)
+                metrics.update({prefix + k: v for k, v in q_result.items()})
+                figs[f"plots/q_values{'_shifted' if prefix else ''}.png"] = q_figure(samples, qs, threshold)
         step = trainer.state.global_step
         run.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step=step)
         for path, fig in figs.items():
@@ -316,6 +314,8 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
     print(format_report(metrics))
     if "q_auroc_last" in metrics:
         print(format_q_report(metrics))
+    if "shifted_q_auroc_last" in metrics:
+        print("shifted split:\n" + format_q_report({k[len("shifted_"):]: v for k, v in metrics.items() if k.startswith("shifted_")}))
     print(run.summary(folder, model_uri), flush=True)
     return {"run_id": run.run_id, "model_uri": model_uri, "output_dir": str(out), "metrics": metrics,
             "log_history": trainer.state.log_history, "global_step": step}

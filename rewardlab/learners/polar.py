@@ -83,18 +83,28 @@ def pool_triplets(cfg: PoolConfig, seed: int):
     return base, rows, triplets
 
 
-def reference_pairs(cfg: TextDataConfig, seed: int) -> tuple[list[dict], list[dict], str]:
-    """(train, test) rows with prompt/reference/chosen/rejected. math-answers gets verified correct references."""
-    data = load_preferences(cfg)
-    if data.name == "math-answers" and cfg.path is None:  # the builder's pairs; a file of your own brings its references
-        from rewardlab.data.math_answers import with_references
+def reference_pairs(cfg: TextDataConfig, seed: int) -> tuple[list[dict], list[dict], str, list[dict]]:
+    """(train, test, source, shifted test) rows with prompt/reference/chosen/rejected. The math builders' pairs get
+    verified correct references (another correct sample of the same question and split, else the written-out
+    answer); a file of your own brings its references (and has no shifted split)."""
+    import importlib
 
+    from rewardlab.data.loaders import MATH_BUILDERS
+    from rewardlab.data.math_answers import with_references
+
+    data = load_preferences(cfg)
+    if data.name in MATH_BUILDERS and cfg.path is None:
+        canonical = importlib.import_module(f"rewardlab.data.{MATH_BUILDERS[data.name][0]}").canonical_answer
         samples = data.train_samples + data.test_samples
-        return with_references(data.train_pairs, samples, seed), with_references(data.test_pairs, samples, seed), data.source
+
+        def refs(pairs, pool):
+            return with_references(pairs, pool, seed, canonical)
+
+        return refs(data.train_pairs, samples), refs(data.test_pairs, samples), data.source, refs(data.shifted_pairs, data.shifted_samples)
     missing = [i for i, r in enumerate(data.train_pairs + data.test_pairs) if "reference" not in r]
     if missing:
         raise DataError(f"{data.source}: POLAR fine-tuning needs a 'reference' field (row {missing[0] + 1} has none)")
-    return data.train_pairs, data.test_pairs, data.source
+    return data.train_pairs, data.test_pairs, data.source, []
 
 
 def tokenize_triplets(rows: list[dict], tokenizer, max_length: int, good: str, bad: str):
@@ -191,6 +201,58 @@ def ranked_accuracy(reward: PolarReward, rows: list[dict], good: str, bad: str) 
     return float(outcomes.mean()) if len(outcomes) else float("nan")
 
 
+def _credited(metrics: dict, name: str, rows: list[dict], outcomes: np.ndarray, good: str, bad: str) -> None:
+    """``name`` (the discriminator's accuracy on ``rows``), the training-free baselines on the same rows
+    (``name`` + ``_tfidf_cosine`` / ``_length_closeness``) and the margin over the better baseline."""
+    from rewardlab.rewards.evaluate import reference_baselines
+
+    metrics[name] = float(np.mean(outcomes)) if len(outcomes) else float("nan")
+    base = reference_baselines(rows, good, bad)
+    for k, v in base.items():
+        metrics[f"{name}_{k}"] = v
+    metrics[f"{name}_margin_over_baselines"] = metrics[name] - max(base.values()) if rows else float("nan")
+
+
+def evaluate_polar(reward: PolarReward, triplets, pref_test: list[dict], pref_shifted: list[dict]) -> dict[str, float]:
+    """Discrimination on held-out prompts (by prompt kind too) and held-out policies (by policy too), preference
+    accuracy with references on the test and shifted pairs; each beside the training-free baselines."""
+    metrics: dict[str, float] = {}
+    prompts = ranked_outcomes(reward, triplets.eval_prompts, "positive", "negative")
+    _credited(metrics, "discrimination_acc_heldout_prompts", triplets.eval_prompts, prompts, "positive", "negative")
+    held = ranked_outcomes(reward, triplets.eval_policies, "positive", "negative")
+    _credited(metrics, "discrimination_acc_heldout_policies", triplets.eval_policies, held, "positive", "negative")
+    for kind in sorted({r.get("prompt_kind", "") for r in triplets.eval_prompts} - {""}):  # which kinds of prompt it generalises to
+        mine = [i for i, r in enumerate(triplets.eval_prompts) if r.get("prompt_kind") == kind]
+        _credited(metrics, f"discrimination_acc_heldout_prompts_kind_{kind}", [triplets.eval_prompts[i] for i in mine], prompts[mine],
+                  "positive", "negative")
+    for policy in sorted({r["policy_a"] for r in triplets.eval_policies}):  # which held-out policies it can tell apart
+        mine = [i for i, r in enumerate(triplets.eval_policies) if r["policy_a"] == policy]
+        metrics[f"discrimination_acc_heldout_policy_{policy}"] = float(np.mean(held[mine]))
+    for prefix, rows in (("", pref_test), ("shifted_", pref_shifted)):
+        if not rows:
+            continue
+        _credited(metrics, f"{prefix}preference_acc_with_reference", rows, ranked_outcomes(reward, rows, "chosen", "rejected"),
+                  "chosen", "rejected")
+        # the harder part: pairs whose reference is not the chosen answer word for word
+        metrics[f"{prefix}preference_acc_reference_not_chosen"] = ranked_accuracy(
+            reward, [r for r in rows if r["reference"] != r["chosen"]], "chosen", "rejected")
+    return metrics
+
+
+def format_polar_report(metrics: dict) -> str:
+    """Each accuracy beside its training-free baselines (TF-IDF cosine, length closeness) and the margin."""
+    lines = [f"{'':48s} {'POLAR':>7s} {'tf-idf':>7s} {'length':>7s} {'margin':>7s}"]
+    for k, v in metrics.items():
+        if f"{k}_tfidf_cosine" in metrics:
+            lines.append(f"{k:48s} {v:7.3f} {metrics[k + '_tfidf_cosine']:7.3f} {metrics[k + '_length_closeness']:7.3f} "
+                         f"{metrics[k + '_margin_over_baselines']:+7.3f}")
+    derived = ("_tfidf_cosine", "_length_closeness", "_margin_over_baselines")
+    for k, v in metrics.items():
+        if f"{k}_tfidf_cosine" not in metrics and not k.endswith(derived):
+            lines.append(f"{k:48s} {v:7.3f}" if isinstance(v, float) else f"{k:48s} {v}")
+    return "\n".join(lines)
+
+
 def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) -> dict:
     """Pretrain or fine-tune, evaluate (discrimination and preference accuracy), log to MLflow, register."""
     from transformers import set_seed
@@ -200,7 +262,7 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
     out = cfg.out()
     resume_id, checkpoint = resume_point(out, resume)
     _, _, triplets = pool_triplets(cfg.pool, cfg.seed)
-    pref_train, pref_test, pref_source = reference_pairs(cfg.data, cfg.seed)
+    pref_train, pref_test, pref_source, pref_shifted = reference_pairs(cfg.data, cfg.seed)
     set_seed(cfg.seed)
     model, tokenizer = build_model(cfg)
     m = cfg.model
@@ -217,6 +279,8 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
             else:
                 run.log_dataset(train_rows, "reference-pairs-train", None, "training", pref_source)
             run.log_dataset(pref_test, "reference-pairs-test", None, "evaluation", pref_source)
+            if pref_shifted:
+                run.log_dataset(pref_shifted, "reference-pairs-shifted", None, "evaluation", pref_source)
         trainer = reward_trainer(model, tokenizer, dataset, cfg.train, out / "checkpoints", m.max_length, cfg.seed,
                                  [run.trainer_callback(), *callbacks])
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -225,26 +289,13 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
         folder = PolarReward.save(trainer.model, tokenizer, out / "reward", m.max_length, backbone=m.backbone, recipe=cfg.name,
                                   stage=cfg.stage, init_from=m.init_from)
         reward = PolarReward(trainer.model, tokenizer, m.max_length, batch_size=cfg.train.eval_batch_size)
-        held = ranked_outcomes(reward, triplets.eval_policies, "positive", "negative")
-        metrics = {
-            "discrimination_acc_heldout_prompts": ranked_accuracy(reward, triplets.eval_prompts, "positive", "negative"),
-            "discrimination_acc_heldout_policies": float(np.mean(held)) if len(held) else float("nan"),
-            "preference_acc_with_reference": ranked_accuracy(reward, pref_test, "chosen", "rejected"),
-            # the harder part: pairs whose reference is not the chosen answer word for word
-            "preference_acc_reference_not_chosen": ranked_accuracy(
-                reward, [r for r in pref_test if r["reference"] != r["chosen"]], "chosen", "rejected"
-            ),
-            "train_rows": len(train_rows),
-        }
-        for policy in sorted({r["policy_a"] for r in triplets.eval_policies}):  # which held-out policies it can tell apart
-            mine = [i for i, r in enumerate(triplets.eval_policies) if r["policy_a"] == policy]
-            metrics[f"discrimination_acc_heldout_policy_{policy}"] = float(np.mean(held[mine]))
+        metrics = {**evaluate_polar(reward, triplets, pref_test, pref_shifted), "train_rows": len(train_rows)}
         step = trainer.state.global_step
         run.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step=step)
         model_uri = run.log_reward_model(folder, cfg.name if cfg.tracking.register_model else None)
         run.set_tags({"model_uri": model_uri})
         (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, "model_uri": model_uri, **metrics}, indent=2))
-    print("\n".join(f"{k:40s} {v:.3f}" if isinstance(v, float) else f"{k:40s} {v}" for k, v in metrics.items()))
+    print(format_polar_report(metrics))
     print(run.summary(folder, model_uri), flush=True)
     return {"run_id": run.run_id, "model_uri": model_uri, "output_dir": str(out), "metrics": metrics,
             "log_history": trainer.state.log_history, "global_step": step}

@@ -20,6 +20,33 @@ def _chat_len(chat) -> int:
     return len(chat) if isinstance(chat, str) else sum(len(m["content"]) for m in chat)
 
 
+def _chat_text(chat) -> str:
+    return chat if isinstance(chat, str) else "\n".join(m["content"] for m in chat)
+
+
+def reference_baselines(rows: list[dict], good: str, bad: str) -> dict[str, float]:
+    """Training-free rankers for rows with a ``reference`` (POLAR's triplets and reference pairs): how often the
+    ``good`` candidate is closer to the reference than the ``bad`` one, by TF-IDF cosine (word unigrams and
+    bigrams, fitted on the rows' own texts, no labels) and by length closeness (-|len(reference) - len(candidate)|,
+    in characters). A discriminator is credited only with what it adds beyond the better of the two.
+    Ties count one half, as in ``pairwise_accuracy``."""
+    if not rows:
+        return {"tfidf_cosine": float("nan"), "length_closeness": float("nan")}
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    refs = [_chat_text(r["reference"]) for r in rows]
+    goods = [_chat_text(r[good]) for r in rows]
+    bads = [_chat_text(r[bad]) for r in rows]
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(refs + goods + bads)
+    ref_v, good_v, bad_v = (vectorizer.transform(t) for t in (refs, goods, bads))  # rows are L2-normalised
+    cos_good = np.asarray(ref_v.multiply(good_v).sum(1)).ravel()
+    cos_bad = np.asarray(ref_v.multiply(bad_v).sum(1)).ravel()
+    len_ref = np.asarray([len(t) for t in refs], dtype=float)
+    close_good = -np.abs(len_ref - [len(t) for t in goods])
+    close_bad = -np.abs(len_ref - [len(t) for t in bads])
+    return {"tfidf_cosine": pairwise_accuracy(cos_good, cos_bad), "length_closeness": pairwise_accuracy(close_good, close_bad)}
+
+
 def pairwise_accuracy(chosen: np.ndarray, rejected: np.ndarray) -> float:
     """Fraction of pairs ranked right; a tie counts one half (a constant reward scores 0.5, not 0)."""
     if len(chosen) == 0:
@@ -98,20 +125,39 @@ def evaluate_text_reward(reward: TextReward, pairs: list[dict], samples: list[di
     return result
 
 
+def evaluate_splits(reward: TextReward, data) -> tuple[TextEval, TextEval | None, dict[str, float]]:
+    """``evaluate_text_reward`` on the held-out test split and, when the data has one, on its shifted split (the
+    same questions answered under another sampling). Returns both results and one metrics dict, the shifted
+    split's keys prefixed ``shifted_``."""
+    result = evaluate_text_reward(reward, data.test_pairs, data.test_samples)
+    metrics = dict(result.metrics)
+    shifted = None
+    if getattr(data, "shifted_pairs", None) or getattr(data, "shifted_samples", None):
+        shifted = evaluate_text_reward(reward, data.shifted_pairs, data.shifted_samples)
+        metrics.update({f"shifted_{k}": v for k, v in shifted.metrics.items()})
+    return result, shifted, metrics
+
+
 def format_report(metrics: dict[str, float]) -> str:
-    """A small table: the reward next to both length baselines."""
+    """A small table: the reward next to both length baselines, on the test split and (when measured) the shifted one."""
     rows = [("pairwise accuracy", "pair_accuracy", "length_longer_pair_accuracy", "length_shorter_pair_accuracy")]
     if "auroc" in metrics:
         rows.append(("AUROC vs correctness", "auroc", "length_longer_auroc", "length_shorter_auroc"))
-    lines = [f"{'':24s} {'reward':>8s} {'longer':>8s} {'shorter':>8s}   (length-only baselines)"]
-    for label, k, lo, sh in rows:
-        lines.append(f"{label:24s} {metrics[k]:8.3f} {metrics[lo]:8.3f} {metrics[sh]:8.3f}")
-    lines.append(f"margin over best length baseline (pairs): {metrics['margin_over_length']:+.3f}")
+    lines = [f"{'':30s} {'reward':>8s} {'longer':>8s} {'shorter':>8s}   (length-only baselines)"]
+    for prefix, where in (("", "test"), ("shifted_", "shifted")):
+        for label, k, lo, sh in rows:
+            if prefix + k in metrics:
+                lines.append(f"{label + ' (' + where + ')':30s} {metrics[prefix + k]:8.3f} {metrics[prefix + lo]:8.3f} "
+                             f"{metrics[prefix + sh]:8.3f}")
+    lines.append(f"margin over best length baseline (pairs, test): {metrics['margin_over_length']:+.3f}")
+    if "shifted_margin_over_length" in metrics:
+        lines.append(f"margin over best length baseline (pairs, shifted): {metrics['shifted_margin_over_length']:+.3f}")
     return "\n".join(lines)
 
 
-def figures(result: TextEval, log_history: list[dict] | None = None) -> dict:
-    """Plots people would rather look at: ROC (reward vs length), chosen/rejected histogram, learning curves."""
+def figures(result: TextEval, log_history: list[dict] | None = None, shifted: TextEval | None = None) -> dict:
+    """Plots people would rather look at: ROC (reward vs length; on the shifted split too when given),
+    chosen/rejected histogram, learning curves."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,15 +165,17 @@ def figures(result: TextEval, log_history: list[dict] | None = None) -> dict:
     from sklearn.metrics import roc_curve
 
     figs = {}
-    if len(result.sample_labels) and len(set(result.sample_labels.tolist())) == 2:
+    for where, res, path in (("held out", result, "plots/roc_curve.png"), ("shifted split", shifted, "plots/roc_curve_shifted.png")):
+        if res is None or not len(res.sample_labels) or len(set(res.sample_labels.tolist())) != 2:
+            continue
         fig, ax = plt.subplots(figsize=(5, 5))
-        for name, scores in (("reward", result.sample_scores), ("longer is better", result.sample_lengths), ("shorter is better", -result.sample_lengths)):
-            fpr, tpr, _ = roc_curve(result.sample_labels, scores)
-            ax.plot(fpr, tpr, label=f"{name} (AUROC {auroc(result.sample_labels, scores):.3f})")
+        for name, scores in (("reward", res.sample_scores), ("longer is better", res.sample_lengths), ("shorter is better", -res.sample_lengths)):
+            fpr, tpr, _ = roc_curve(res.sample_labels, scores)
+            ax.plot(fpr, tpr, label=f"{name} (AUROC {auroc(res.sample_labels, scores):.3f})")
         ax.plot([0, 1], [0, 1], "k:", lw=1)
-        ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Reward vs correctness (held out)")
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"Reward vs correctness ({where})")
         ax.legend(loc="lower right")
-        figs["plots/roc_curve.png"] = fig
+        figs[path] = fig
     fig, ax = plt.subplots(figsize=(6, 4))
     bins = np.histogram_bin_edges(np.concatenate([result.chosen, result.rejected]), bins=30)
     ax.hist(result.chosen, bins=bins, alpha=0.6, label="chosen")

@@ -10,6 +10,10 @@ completions are strings, or message lists for conversational data; a TextReward 
 * ``win_rate_reward(source, group_size)`` / ``WinRateReward``: SPO (Swamy et al., "A Minimaximalist Approach to RLHF"). Each completion's reward is its win
   rate against the other completions of the same prompt, reward_i = mean over j != i of P(i > j).
 * ``correctness_reward``: 1 when the last number a completion states equals the dataset's ``answer`` column.
+* ``OracleWinRate``: SPO against a noisy preference oracle instead of a reward model: each pair of completions in a
+  group is compared once by a simulated annotator who prefers the correct one, but answers the other way with
+  probability ``flip_rate`` (and flips a fair coin between two equally correct ones). SPO's claim is robustness to
+  such noisy, non-Bradley-Terry preferences; benchmarks/rlhf.py's ``spo_oracle`` arm measures it.
 """
 
 from __future__ import annotations
@@ -198,6 +202,44 @@ def win_rate_reward(source, group_size: int, preference: str = "bradley_terry", 
     return cls(reward, group_size, preference, name, temperature)
 
 
+class OracleWinRate:
+    """SPO's win rate from a noisy correctness oracle: reward_i = mean over j != i of o_ij, where o_ij in {0, 1} is
+    one sampled comparison (o_ji = 1 - o_ij): the correct completion wins with probability 1 - ``flip_rate``, and a
+    tie in correctness is a fair coin. Comparisons are drawn from a generator seeded once, so a run is reproducible.
+    Needs the dataset's ``answer`` column, like ``correctness_reward``."""
+
+    def __init__(self, group_size: int, flip_rate: float, seed: int = 0, name: str = "spo_oracle"):
+        import random
+
+        if not 0 <= flip_rate <= 0.5:
+            raise ValueError(f"flip_rate must be in [0, 0.5] (0.5 is a coin flip), found {flip_rate}")
+        self.group_size, self.flip_rate, self.__name__ = group_size, flip_rate, name
+        self.rng = random.Random(seed)
+        self.comparisons = self.flipped = 0
+        self.last: dict[str, list] = {}
+
+    def __call__(self, prompts: Sequence[Chat], completions: Sequence[Chat], answer: Sequence[float] | None = None, **kwargs: Any) -> list[float]:
+        correct = correctness_reward(prompts, completions, answer)
+        out = [0.0] * len(completions)
+        for g in groups_of(prompts, self.group_size):
+            wins = {i: 0.0 for i in g}
+            for a in g:
+                for b in g:
+                    if b <= a:
+                        continue
+                    if correct[a] == correct[b]:
+                        a_wins = self.rng.random() < 0.5
+                    else:
+                        flip = self.rng.random() < self.flip_rate
+                        self.comparisons, self.flipped = self.comparisons + 1, self.flipped + flip
+                        a_wins = (correct[a] > correct[b]) != flip
+                    wins[a if a_wins else b] += 1.0
+            for i in g:
+                out[i] = wins[i] / (len(g) - 1)
+        self.last = last_batch(prompts, completions, out)
+        return out
+
+
 def completion_text(completion: Chat) -> str:
     """The text of a completion: the string, or the content of its last message."""
     return completion if isinstance(completion, str) else (completion[-1]["content"] if completion else "")
@@ -214,5 +256,5 @@ def correctness_reward(prompts: Sequence[Chat], completions: Sequence[Chat], ans
 
 correctness_reward.__name__ = "correctness"
 
-__all__ = ["AsyncTextRewardFunction", "AsyncWinRateReward", "TextRewardFunction", "WinRateReward", "correctness_reward", "groups_of",
+__all__ = ["AsyncTextRewardFunction", "AsyncWinRateReward", "OracleWinRate", "TextRewardFunction", "WinRateReward", "correctness_reward", "groups_of",
            "reward_function", "win_rate_reward", "win_rates"]

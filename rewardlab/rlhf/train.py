@@ -6,7 +6,8 @@ A recipe names its rewards; each becomes a TRL reward function (``rlhf/rewards.p
 * a folder, an MLflow URI (``models:/quickstart-bt/latest``) or a ``rewardlab serve`` URL: the reward's score;
   ``reference_column: reference`` feeds the written-out correct answer to rewards that need references (POLAR);
 * ``win_rate: true``: SPO's win rate of each completion against the others of its group, with the preference
-  sigma(r_i - r_j) (``preference: bradley_terry``) or POLAR with the other completion as reference.
+  sigma(r_i - r_j) (``preference: bradley_terry``) or POLAR with the other completion as reference; with
+  ``source: correctness``, against a noisy correctness oracle that answers the wrong way with ``flip_rate``.
 
 TRL's trainer does the rest, so ``accelerate launch`` scales a recipe. MLflow gets every reward function's curve
 (``rewards/<name>/mean``), the KL to the reference policy, a table of sampled completions every
@@ -54,6 +55,7 @@ class RewardSpec(BaseModel):
     reference_column: str | None = None  # "reference": the written-out correct answer (POLAR needs one)
     win_rate: bool = False  # SPO: the win rate within each group instead of the raw score
     preference: Literal["bradley_terry", "polar"] = "bradley_terry"  # SPO's P(i > j)
+    flip_rate: float = Field(0.0, ge=0, le=0.5)  # source correctness + win_rate: the oracle's chance of preferring the wrong one
 
 
 class TrainConfig(BaseModel):
@@ -104,15 +106,18 @@ def math_prompts(cfg: DataConfig) -> tuple[list[dict], list[dict]]:
     return rows[: cfg.train_prompts], rows[cfg.train_prompts : need]
 
 
-def reward_functions(specs: list[RewardSpec], group_size: int) -> list:
-    from rewardlab.rlhf.rewards import correctness_reward, reward_function, win_rate_reward
+def reward_functions(specs: list[RewardSpec], group_size: int, seed: int = 0) -> list:
+    from rewardlab.rlhf.rewards import OracleWinRate, correctness_reward, reward_function, win_rate_reward
 
     funcs = []
     for i, spec in enumerate(specs):
         if spec.source == "correctness":
-            if spec.win_rate:
-                raise ValueError("rewards: win_rate needs a learned reward, not correctness")
-            funcs.append(correctness_reward)
+            if spec.win_rate:  # SPO against a (noisy) correctness oracle
+                funcs.append(OracleWinRate(group_size, spec.flip_rate, seed + 1000 * i, name=spec.name or "spo_oracle"))
+            elif spec.flip_rate:
+                raise ValueError(f"rewards[{i}]: flip_rate applies to the oracle's comparisons; set win_rate: true")
+            else:
+                funcs.append(correctness_reward)
             continue
         try:
             if spec.win_rate:
@@ -271,7 +276,7 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
         raise ValueError("rlhf recipes keep no checkpoints to resume from; run the recipe again")
     set_seed(cfg.seed)
     train_rows, eval_rows = math_prompts(cfg.data)
-    funcs = [f if hasattr(f, "last") else _Recorded(f) for f in reward_functions(cfg.rewards, cfg.train.num_generations)]
+    funcs = [f if hasattr(f, "last") else _Recorded(f) for f in reward_functions(cfg.rewards, cfg.train.num_generations, cfg.seed)]
     tokenizer = backbones.load_tokenizer(cfg.policy.model)
     out = cfg.out()
     with tracked_run(cfg, recipe_text, None, tags={"algo": cfg.train.algo}) as run:
@@ -289,6 +294,8 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
         step = trainer.state.global_step
         metrics = {"heldout_accuracy_before": before, "heldout_accuracy_after": after, "train_seconds": seconds,
                    **changed_answers(before_rows, after_rows)}
+        metrics.update({f"{f.__name__}_observed_flip_rate": f.flipped / f.comparisons for f in funcs
+                        if getattr(f, "comparisons", 0)})  # the noisy oracle's realised noise
         run.log_metrics({"eval/heldout_accuracy": after}, step=step)
         run.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step=step)
         run.log_table({"question": [r["question"] for r in before_rows], "before": [r["answer"] for r in before_rows],

@@ -136,3 +136,25 @@ def test_validate_with_an_unknown_config_names_the_configs(tmp_path, capsys):
     assert cli.main(["data", "validate", "--card", "math-answers", "--file", str(tmp_path / "p.jsonl"), "--config", "pairs"]) == 0
     assert cli.main(["data", "validate", "--card", "math-answers", "--file", str(path)]) == 2  # checked as samples
     assert "config samples" in capsys.readouterr().err
+
+
+def test_the_shifted_split_answers_the_test_questions_again_under_another_persona():
+    from rewardlab.data import math_answers
+
+    built = build(MathAnswersConfig())
+    card = find_card("math-answers")
+    card.validate_rows(built["shifted_samples"], "samples")
+    card.validate_rows(built["shifted_pairs"], "pairs")
+    test = [s for s in built["samples"] if s["split"] == "test"]
+    shifted = built["shifted_samples"]
+    assert {s["split"] for s in shifted} == {"shifted"} and len(shifted) == len(test)
+    assert [s["qid"] for s in shifted] == [s["qid"] for s in test]  # the same questions, in the same order
+    assert len({s["response"] for s in shifted} & {s["response"] for s in test}) < 0.05 * len(test)  # other answers
+    for s in shifted:
+        assert s["correct"] == (stated_number(s["response"]) == s["answer"])
+    assert make_pairs(shifted, 4, 0) == built["shifted_pairs"]
+    # the shifted rows have their own cache key: changing the persona leaves the train/test rows' key alone
+    other = MathAnswersConfig(shifted_system="Talk like a pirate.")
+    assert other.key() == MathAnswersConfig().key() and other.shifted_key() != MathAnswersConfig().shifted_key()
+    assert math_answers.SHIFTED_SYSTEM in math_answers.chat_prompts(__import__("rewardlab").backbones.load_tokenizer(
+        MathAnswersConfig().model), [{"question": "What is 1 + 1?"}], math_answers.SHIFTED_SYSTEM)[0]

@@ -89,3 +89,39 @@ def test_rewrite_policies_restyle_their_base_policy_and_bad_ones_are_named():
     with pytest.raises(DataError, match="bot-lower.*transform"):
         PolicyPoolConfig(policies=[*cfg.policies, {"id": "bot-lower", "kind": "rewrite", "base": "bot", "transform": "lowest"}],
                          held_out_policies=["bigram"])
+
+
+def test_the_pool_asks_arithmetic_never_a_math_answers_test_question_and_holds_out_word_problems():
+    from rewardlab.data import math_answers
+
+    prompts = make_prompts(8, 0.25, seed=0, n_arithmetic=40, n_reasoning=12, held_out_kinds=("reasoning",))
+    kinds = Counter(p["prompt_kind"] for p in prompts)
+    assert kinds == {"instruction": 8, "prefix": 8, "arithmetic": 40, "reasoning": 12}
+    default = math_answers.MathAnswersConfig()
+    test_ids = math_answers.test_qids(default)
+    held = {q["question"] for q in math_answers.make_questions(default.n_questions, default.seed) if q["qid"] in test_ids}
+    arithmetic = [p for p in prompts if p["prompt_kind"] == "arithmetic"]
+    assert len({p["prompt"] for p in arithmetic}) == 40 and not {p["prompt"] for p in arithmetic} & held
+    assert {p["split"] for p in arithmetic} == {"train", "test"}
+    assert all(p["split"] == "test" for p in prompts if p["prompt_kind"] == "reasoning")
+
+
+def test_a_policy_and_its_own_restyling_are_never_each_others_negative():
+    cfg = PolicyPoolConfig(
+        n_topics=8, n_arithmetic=8, n_reasoning=4,
+        policies=[{"id": "bot", "kind": "template"}, {"id": "bot-upper", "kind": "rewrite", "base": "bot", "transform": "upper"},
+                  {"id": "bigram", "kind": "bigram"}, {"id": "bigram-title", "kind": "rewrite", "base": "bigram", "transform": "title_case"},
+                  {"id": "bot-2", "kind": "template"}],
+        held_out_policies=["bot-2"],
+    )
+    rows = generate(cfg)
+    find_card("policy-trajectories").validate_rows(rows)
+    assert {r["family"] for r in rows if r["policy"] == "bot-upper"} == {"bot"}
+    triplets = make_triplets(rows, per_prompt=16, seed=0)
+    family = {r["policy"]: r["family"] for r in rows}
+    for t in triplets.train + triplets.eval_prompts + triplets.eval_policies:
+        assert family[t["policy_a"]] != family[t["policy_b"]], t
+    assert {(t["policy_a"], t["policy_b"]) for t in triplets.train} >= {("bot", "bigram"), ("bot-upper", "bigram-title")}
+    # the held-out prompt kind (word problems) is never trained on, and is evaluated
+    assert all(t["prompt_kind"] != "reasoning" for t in triplets.train)
+    assert any(t["prompt_kind"] == "reasoning" for t in triplets.eval_prompts)

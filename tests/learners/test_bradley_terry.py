@@ -92,7 +92,26 @@ def test_mlflow_run_holds_params_metrics_plots_dataset_and_recipe(trained):
     assert {"plots/roc_curve.png", "plots/reward_histogram.png", "plots/learning_curves.png"} <= set(plots)
     top = tracking.list_artifacts(trained["run_id"])
     assert "recipe.yaml" in top and "data_cards" in top
-    assert {"math-answers-train-pairs", "math-answers-test-pairs", "math-answers-test-samples"} <= set(tracking.dataset_inputs(trained["run_id"]))
+    assert {"math-answers-train-pairs", "math-answers-test-pairs", "math-answers-test-samples", "math-answers-shifted-pairs",
+            "math-answers-shifted-samples"} <= set(tracking.dataset_inputs(trained["run_id"]))
+    assert "plots/roc_curve_shifted.png" in plots and "eval/shifted_auroc" in run.data.metrics
+
+
+def test_eval_scores_the_shifted_split_beside_the_test_split(trained):
+    """The shifted figures are the reward's own on the shifted rows (the test questions answered under another
+    persona and temperature), not a copy of the test split's."""
+    from rewardlab.rewards.evaluate import evaluate_text_reward
+
+    config, _, _ = recipes.load("quickstart", SMALL)
+    data = load_preferences(config.data)
+    assert data.shifted_pairs and {s["qid"] for s in data.shifted_samples} <= {s["qid"] for s in load_preferences(
+        config.data.model_copy(update={"max_eval_samples": None})).test_samples}
+    reward = rewards.load(f"{trained['output_dir']}/reward")
+    again = evaluate_text_reward(reward, data.shifted_pairs, data.shifted_samples).metrics
+    m = trained["metrics"]
+    assert m["shifted_pair_accuracy"] == pytest.approx(again["pair_accuracy"]) and m["shifted_auroc"] == pytest.approx(again["auroc"])
+    assert m["shifted_n_pairs"] == len(data.shifted_pairs) == 24 and m["shifted_n_samples"] == 48
+    assert (m["shifted_auroc"], m["shifted_length_shorter_auroc"]) != (m["auroc"], m["length_shorter_auroc"])
 
 
 class CrashAt(TrainerCallback):

@@ -13,10 +13,12 @@ from rewardlab.learners import polar
 # one is a second template writer.
 POOL = [
     "pool.builder.n_topics=12",
+    "pool.builder.n_arithmetic=8",
+    "pool.builder.n_reasoning=4",
     'pool.builder.policies=[{id: template-bot, kind: template}, {id: bigram, kind: bigram}, {id: template-2, kind: template}]',
     "pool.builder.held_out_policies=[template-2]",
 ]
-FAST = ["model.freeze_layers=28", "model.max_length=128", "train.batch_size=4", "train.logging_steps=1",
+FAST = ["model.freeze_layers=28", "model.max_length=128", "train.batch_size=8", "train.logging_steps=1",
         "train.learning_rate=1e-3", "data.max_eval_pairs=24"]
 
 
@@ -28,7 +30,7 @@ def pretrained(module_workdir):
 
 def test_pretraining_loss_falls_and_discrimination_beats_chance(pretrained):
     losses = [h["loss"] for h in pretrained["log_history"] if "loss" in h]
-    assert sum(losses[-3:]) / 3 < losses[0] - 0.1, losses  # starts at log 2 (zero head) and falls
+    assert sum(losses[-4:]) / 4 < losses[0] - 0.05, losses  # starts at log 2 (zero head) and falls
     assert pretrained["metrics"]["discrimination_acc_heldout_prompts"] > 0.6  # chance is 0.5
 
 

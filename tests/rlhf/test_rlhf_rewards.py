@@ -139,3 +139,35 @@ def test_spo_refuses_incomplete_or_mixed_groups(text_folder):
         groups_of(["a", "a", "b", "a"], 2) and groups_of(["a", "b"], 2)
     with pytest.raises(RewardInputError, match="at least 2"):
         WinRateReward(text_folder, 1)(prompts=["q"], completions=["a"])
+
+
+def test_the_noisy_oracle_prefers_the_correct_answer_except_at_its_flip_rate():
+    from rewardlab.rlhf.rewards import OracleWinRate
+
+    prompts = ["What is 2 + 2?"] * 4
+    completions = ["2 + 2 = 4.", "It is 5.", "The answer is 4.", "3"]
+    answer = [4.0] * 4
+    exact = OracleWinRate(4, flip_rate=0.0, seed=0)
+    rates = [exact(prompts, completions, answer=answer) for _ in range(200)]
+    # with no noise a correct answer beats both wrong ones and ties (a fair coin) with the other correct one
+    for i in (0, 2):
+        assert sum(r[i] for r in rates) / 200 == pytest.approx((2 + 0.5) / 3, abs=0.03)
+        assert all(r[i] >= 2 / 3 for r in rates)
+    assert all(sum(r) == pytest.approx(4 / 2) for r in rates)  # every comparison has one winner
+    noisy = OracleWinRate(4, flip_rate=0.3, seed=1)
+    for _ in range(400):
+        noisy(prompts, completions, answer=answer)
+    assert noisy.comparisons == 400 * 4 and noisy.flipped / noisy.comparisons == pytest.approx(0.3, abs=0.03)
+    with pytest.raises(ValueError, match="flip_rate"):
+        OracleWinRate(4, flip_rate=0.7)
+
+
+def test_label_flips_swap_that_share_of_train_pairs_and_leave_the_test_split_alone():
+    from rewardlab.data import TextDataConfig, load_preferences
+
+    clean = load_preferences(TextDataConfig())
+    noisy = load_preferences(TextDataConfig(label_flip_rate=0.25, label_flip_seed=3))
+    swapped = [a["chosen"] == b["rejected"] and a["rejected"] == b["chosen"] for a, b in zip(clean.train_pairs, noisy.train_pairs)]
+    kept = [a == b for a, b in zip(clean.train_pairs, noisy.train_pairs)]
+    assert all(s or k for s, k in zip(swapped, kept)) and sum(swapped) / len(swapped) == pytest.approx(0.25, abs=0.04)
+    assert noisy.test_pairs == clean.test_pairs and noisy.shifted_pairs == clean.shifted_pairs
