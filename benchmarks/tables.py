@@ -4,9 +4,14 @@ S2E: each s2e_<domain>*.json (benchmarks/s2e.py) holds the runs of some arms; ru
 across the files given. GAIL: each gail_<task>*.json (benchmarks/gail.py) holds runs of some arms and seeds; they are
 pooled by arm. Every number is mean +- std over the seeds found (sample std).
 
+POLAR (benchmarks/polar.py), goal (benchmarks/goal_rm.py) and rm (benchmarks/rm_training.py) read one file each.
+
 Run:  python benchmarks/tables.py s2e benchmarks/results/s2e_connect4.json
       python benchmarks/tables.py s2e benchmarks/results/s2e_lunarlander_*.json
       python benchmarks/tables.py gail benchmarks/results/gail_idp*.json --plot benchmarks/results/gail_idp.png
+      python benchmarks/tables.py polar benchmarks/results/polar.json --plot benchmarks/results/polar_low_data.png
+      python benchmarks/tables.py goal benchmarks/results/goal_rm_steps.json
+      python benchmarks/tables.py rm benchmarks/results/rm_training.json
 """
 
 from __future__ import annotations
@@ -62,6 +67,100 @@ def gail_table(paths: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def polar_table(paths: list[Path]) -> str:
+    """Preference accuracy with a verified reference by train-pair count: pretrained vs fresh backbone, test and
+    shifted split, the pretrained arm's gain paired by seed, and the TF-IDF-cosine baseline on the same pairs."""
+    data = json.loads(paths[0].read_text())
+    runs = data["runs"]
+    sizes = list(dict.fromkeys(r["size"] for r in runs))
+    lines = ["| train pairs | seeds | pretrained (test) | fresh (test) | gain (test) | pretrained (shifted) | fresh (shifted) | "
+             "gain (shifted) | TF-IDF cosine (test / shifted) |", "|---|---|---|---|---|---|---|---|---|"]
+    for size in sizes:
+        by = {(r["arm"], r["seed"]): r for r in runs if r["size"] == size}
+        seeds = sorted({s for a, s in by if a == "pretrained" and ("fresh", s) in by})
+        if not seeds:
+            continue
+        cells = []
+        for key in ("preference_acc_with_reference", "shifted_preference_acc_with_reference"):
+            pre = [by[("pretrained", s)][key] for s in seeds]
+            fresh = [by[("fresh", s)][key] for s in seeds]
+            cells += [ms(pre, 3), ms(fresh, 3), ms([a - b for a, b in zip(pre, fresh)], 3)]
+        tfidf = f"{by[('fresh', seeds[0])]['preference_acc_with_reference_tfidf_cosine']:.3f} / " \
+                f"{by[('fresh', seeds[0])]['shifted_preference_acc_with_reference_tfidf_cosine']:.3f}"
+        n = by[("fresh", seeds[0])]["train_pairs"]
+        lines.append(f"| {n} | {len(seeds)} | " + " | ".join(cells) + f" | {tfidf} |")
+    pre = data.get("pretrain") or {}
+    if pre:
+        lines += ["", "| pretrained discriminator, held out | POLAR | TF-IDF cosine | length closeness | margin over the better |",
+                  "|---|---|---|---|---|"]
+        for k in sorted(k for k in pre if f"{k}_tfidf_cosine" in pre):
+            lines.append(f"| {k.replace('discrimination_acc_', '')} | {pre[k]:.3f} | {pre[k + '_tfidf_cosine']:.3f} | "
+                         f"{pre[k + '_length_closeness']:.3f} | {pre[k + '_margin_over_baselines']:+.3f} |")
+    return "\n".join(lines)
+
+
+def goal_table(paths: list[Path]) -> str:
+    """Goal-conditioned RM vs Bradley-Terry on the same pairs: test and shifted split, the gain paired by seed."""
+    data = json.loads(paths[0].read_text())
+    runs = data["runs"]
+    keys = [("auroc", "reward AUROC"), ("q_auroc_last", "Q AUROC (last token)"), ("q_auroc_min", "min-Q AUROC"),
+            ("majority_vote_acc", "majority vote"), ("filtered_majority_vote_acc", "Q-filtered vote"),
+            ("filter_tokens_saved", "tokens saved"), ("length_auroc", "length-only AUROC")]
+    seeds = sorted({r["seed"] for r in runs if r["arm"] == "goal_conditioned"} & {r["seed"] for r in runs if r["arm"] == "bradley_terry"})
+    by = {(r["arm"], r["seed"]): r for r in runs}
+    lines = [f"| metric ({len(seeds)} seeds) | Bradley-Terry (test) | goal-conditioned (test) | gain (test) | Bradley-Terry (shifted) | "
+             "goal-conditioned (shifted) | gain (shifted) |", "|---|---|---|---|---|---|---|"]
+    for key, label in keys:
+        cells = []
+        for prefix in ("", "shifted_"):
+            k = prefix + key
+            if not all(k in by[(a, s)] for a in ("bradley_terry", "goal_conditioned") for s in seeds):
+                cells += ["-"] * 3
+                continue
+            bt = [by[("bradley_terry", s)][k] for s in seeds]
+            gc = [by[("goal_conditioned", s)][k] for s in seeds]
+            cells += [ms(bt, 3), ms(gc, 3), ms([a - b for a, b in zip(gc, bt)], 3)]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def rm_table(paths: list[Path]) -> str:
+    data = json.loads(paths[0].read_text())
+    lines = ["| arm | seeds | pairs/s | peak RSS (MB) | held-out pair accuracy | rewardlab / arm (paired by seed) |", "|---|---|---|---|---|---|"]
+    for arm, m in data["summary"].items():
+        ratio = data["ratios"].get(f"rewardlab_vs_{arm}")
+        lines.append(f"| {arm} | {m['pairs_per_second']['n']} | {m['pairs_per_second']['mean']:.2f} +- {m['pairs_per_second']['std']:.2f} | "
+                     f"{m['peak_rss_mb']['mean']:.0f} | {m['heldout_pair_accuracy']['mean']:.3f} +- {m['heldout_pair_accuracy']['std']:.3f} | "
+                     + (f"{ratio['mean']:.2f}x +- {ratio['std']:.2f}" if ratio else "-") + " |")
+    return "\n".join(lines)
+
+
+def polar_plot(paths: list[Path], target: Path) -> None:
+    """Preference accuracy against train pairs (log scale), pretrained vs fresh, test and shifted split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    runs = json.loads(paths[0].read_text())["runs"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, (key, title) in zip(axes, (("preference_acc_with_reference", "test split"), ("shifted_preference_acc_with_reference", "shifted split"))):
+        for arm in ("pretrained", "fresh"):
+            mine = [r for r in runs if r["arm"] == arm and key in r]
+            xs = sorted({r["train_pairs"] for r in mine})
+            values = [[r[key] for r in mine if r["train_pairs"] == x] for x in xs]
+            mean, sd = np.array([np.mean(v) for v in values]), np.array([np.std(v) for v in values])
+            ax.plot(xs, mean, marker="o", label=arm)
+            ax.fill_between(xs, mean - sd, mean + sd, alpha=0.15)
+        ax.set(xscale="log", xlabel="train pairs", title=f"POLAR fine-tuning, {title}")
+        ax.legend()
+    axes[0].set_ylabel("preference accuracy with reference")
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    print(f"wrote {target}")
+
+
 def curves(kind: str, paths: list[Path]) -> dict[str, list[list[tuple[int, float]]]]:
     """Per arm, each seed's learning curve as (environment steps, value): true return (S2E) or normalised score (GAIL)."""
     out = defaultdict(list)
@@ -102,12 +201,15 @@ def plot(kind: str, paths: list[Path], target: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("kind", choices=["s2e", "gail"])
+    ap.add_argument("kind", choices=["s2e", "gail", "polar", "goal", "rm"])
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--plot", type=Path, default=None, help="also draw the learning curves (mean, band over seeds) as a PNG")
     args = ap.parse_args()
-    print((s2e_table if args.kind == "s2e" else gail_table)(args.files))
-    if args.plot:
+    tables = {"s2e": s2e_table, "gail": gail_table, "polar": polar_table, "goal": goal_table, "rm": rm_table}
+    print(tables[args.kind](args.files))
+    if args.plot and args.kind == "polar":
+        polar_plot(args.files, args.plot)
+    elif args.plot:
         plot(args.kind, args.files, args.plot)
 
 
