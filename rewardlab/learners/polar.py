@@ -231,11 +231,13 @@ def evaluate_polar(reward: PolarReward, triplets, pref_test: list[dict], pref_sh
     for prefix, rows in (("", pref_test), ("shifted_", pref_shifted)):
         if not rows:
             continue
-        _credited(metrics, f"{prefix}preference_acc_with_reference", rows, ranked_outcomes(reward, rows, "chosen", "rejected"),
-                  "chosen", "rejected")
+        outcomes = ranked_outcomes(reward, rows, "chosen", "rejected")
+        _credited(metrics, f"{prefix}preference_acc_with_reference", rows, outcomes, "chosen", "rejected")
         # the harder part: pairs whose reference is not the chosen answer word for word
-        metrics[f"{prefix}preference_acc_reference_not_chosen"] = ranked_accuracy(
-            reward, [r for r in rows if r["reference"] != r["chosen"]], "chosen", "rejected")
+        # (a verified reference is often the chosen answer word for word, which any string match ranks right)
+        harder = np.asarray([r["reference"] != r["chosen"] for r in rows])
+        _credited(metrics, f"{prefix}preference_acc_reference_not_chosen", [r for r, h in zip(rows, harder) if h], outcomes[harder],
+                  "chosen", "rejected")
     return metrics
 
 
