@@ -63,15 +63,23 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Set each ``key.path=value``; a number in the path indexes a list (``rewards.0.weight=0.5``)."""
     for item in overrides:
         path, value = parse_override(item)
-        node = raw
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise RecipeError(f"--set {item!r}: '{part}' holds a value, not a section")
-            node = child
-        node[path[-1]] = value
+        node: Any = raw
+        for depth, part in enumerate(path):
+            last = depth == len(path) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise RecipeError(f"--set {item!r}: '{'.'.join(path[:depth])}' is a list of {len(node)}; "
+                                      f"expected an index 0..{len(node) - 1}, found {part!r}")
+                part = int(part)
+            elif not isinstance(node, dict):
+                raise RecipeError(f"--set {item!r}: '{path[depth - 1]}' holds a value, not a section")
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {}) if isinstance(node, dict) else node[part]
     return raw
 
 

@@ -62,6 +62,15 @@ def test_set_overrides_are_typed_and_checked():
         recipes.load("quickstart", ["train.nope=1"])
 
 
+def test_a_number_in_an_override_path_indexes_a_list():
+    config, _, _ = recipes.load("spo_oracle", ["rewards.0.flip_rate=0.3", "rewards.1.weight=0.5"])
+    assert (config.rewards[0].flip_rate, config.rewards[0].win_rate, config.rewards[1].weight) == (0.3, True, 0.5)
+    with pytest.raises(RecipeError, match="a list of 2; expected an index 0..1, found '2'"):
+        recipes.load("spo_oracle", ["rewards.2.weight=1"])
+    with pytest.raises(RecipeError, match="'seed' holds a value"):
+        recipes.load("quickstart", ["seed.x=1"])
+
+
 def test_cli_prints_the_message_and_no_traceback(tmp_path, capsys):
     path = write(tmp_path, "learner: bradley_terry\nname: x\nmodel:\n  max_length: 2\n")
     rc = cli.main(["train", str(path)])
