@@ -9,7 +9,7 @@ import inspect
 import pytest
 import torch
 
-from rewardlab import backbones, rewards, tracking
+from rewardlab import backbones, recipes, rewards, tracking
 from rewardlab.models.scalar_head import build_scalar_rm
 from rewardlab.rewards import PolarReward, RewardInputError, ScalarTextReward
 from rewardlab.rewards.polar import add_polar_tokens
@@ -171,3 +171,17 @@ def test_label_flips_swap_that_share_of_train_pairs_and_leave_the_test_split_alo
     kept = [a == b for a, b in zip(clean.train_pairs, noisy.train_pairs)]
     assert all(s or k for s, k in zip(swapped, kept)) and sum(swapped) / len(swapped) == pytest.approx(0.25, abs=0.04)
     assert noisy.test_pairs == clean.test_pairs and noisy.shifted_pairs == clean.shifted_pairs
+
+
+def test_the_spo_oracle_recipe_builds_the_oracle_and_the_logged_exact_reward():
+    from rewardlab.rlhf.rewards import OracleWinRate, correctness_reward
+    from rewardlab.rlhf.train import reward_functions
+
+    config, _, _ = recipes.load("spo_oracle", ["rewards.0.flip_rate=0.0"])
+    oracle, exact = reward_functions(config.rewards, config.train.num_generations, config.seed)
+    assert isinstance(oracle, OracleWinRate) and oracle.__name__ == "spo_oracle" and exact is correctness_reward
+    prompts, completions = ["What is 3 * 3?"] * 4, ["9", "3 * 3 = 9.", "It is 6.", "12"]
+    rates = oracle(prompts, completions, answer=[9.0] * 4)
+    assert max(rates[2:]) <= 1 / 3 and min(rates[:2]) >= 2 / 3  # no noise: both right answers beat both wrong ones
+    with pytest.raises(ValueError, match="flip_rate applies"):
+        reward_functions(recipes.load("grpo_math", ["rewards=[{source: correctness, flip_rate: 0.2}]"])[0].rewards, 4)
