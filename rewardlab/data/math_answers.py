@@ -138,19 +138,44 @@ def _finish(q: dict, text: str) -> dict:
     return {"response": response, "answer": q["answer"], "stated": stated, "correct": stated is not None and stated == q["answer"]}
 
 
-def generate_samples(cfg: MathAnswersConfig) -> list[dict]:
-    """Sample answers from the model (slow on CPU: about 0.3 s an answer on 2 cores)."""
-    test_ids = test_qids(cfg)
-    return sample_rows(cfg, make_questions(cfg.n_questions, cfg.seed), lambda qid: "test" if qid in test_ids else "train", _finish,
-                       system=None, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed, desc="math-answers: sampling")
+class MathTask:
+    """What a math builder is made of: its name, settings class, questions, how a raw continuation becomes a row,
+    and its shipped files. math-answers and math-steps differ only in these; sampling, splits, caching and pairing
+    are shared."""
 
+    def __init__(self, name: str, settings: type, questions, finish, shipped: Path, shipped_shifted: Path):
+        self.name, self.settings, self.questions, self.finish = name, settings, questions, finish
+        self.shipped, self.shipped_shifted = shipped, shipped_shifted
 
-def generate_shifted(cfg: MathAnswersConfig) -> list[dict]:
-    """The test questions answered again under the shifted persona and sampling: split ``shifted``."""
-    test_ids = test_qids(cfg)
-    questions = [q for q in make_questions(cfg.n_questions, cfg.seed) if q["qid"] in test_ids]
-    return sample_rows(cfg, questions, lambda qid: "shifted", _finish, system=cfg.shifted_system, temperature=cfg.shifted_temperature,
-                       top_p=cfg.shifted_top_p, seed=cfg.seed + SHIFTED_SEED_OFFSET, desc="math-answers: shifted split")
+    def generate(self, cfg, shifted: bool = False) -> list[dict]:
+        """Sample the train/test rows, or (``shifted``) the test questions again under the shifted persona and
+        sampling, from their own seed stream (slow on CPU: about 0.3 s an answer on 2 cores)."""
+        test_ids = test_qids(cfg)
+        questions = self.questions(cfg.n_questions, cfg.seed)
+        if shifted:
+            return sample_rows(cfg, [q for q in questions if q["qid"] in test_ids], lambda qid: "shifted", self.finish,
+                               system=cfg.shifted_system, temperature=cfg.shifted_temperature, top_p=cfg.shifted_top_p,
+                               seed=cfg.seed + SHIFTED_SEED_OFFSET, desc=f"{self.name}: shifted split")
+        return sample_rows(cfg, questions, lambda qid: "test" if qid in test_ids else "train", self.finish, system=None,
+                           temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed, desc=f"{self.name}: sampling")
+
+    def path(self, cfg, shifted: bool = False) -> Path:
+        name = f"{cfg.shifted_key()}-shifted" if shifted else cfg.key()
+        return backbones.cache_dir() / "datasets" / self.name / f"{name}.jsonl"
+
+    def build(self, cfg, regenerate: bool = False, shifted: bool = True) -> dict[str, list[dict]]:
+        """``{"samples", "pairs", "shifted_samples", "shifted_pairs"}``, each from the shipped rows (default
+        settings), the cache, or a fresh generation (then cached). ``shifted=False`` samples nothing for the
+        shifted split and leaves its lists empty."""
+        default = self.settings()
+        samples = cached(self.path(cfg), self.shipped, cfg.key() == default.key(), regenerate, lambda: self.generate(cfg))
+        out = {"samples": samples, "pairs": make_pairs(samples, cfg.max_pairs_per_question, cfg.seed), "shifted_samples": [],
+               "shifted_pairs": []}
+        if shifted:
+            rows = cached(self.path(cfg, True), self.shipped_shifted, cfg.shifted_key() == default.shifted_key(), regenerate,
+                          lambda: self.generate(cfg, shifted=True))
+            out["shifted_samples"], out["shifted_pairs"] = rows, make_pairs(rows, cfg.max_pairs_per_question, cfg.seed)
+        return out
 
 
 def make_pairs(samples: list[dict], max_pairs_per_question: int, seed: int) -> list[dict]:
@@ -171,11 +196,6 @@ def make_pairs(samples: list[dict], max_pairs_per_question: int, seed: int) -> l
     return pairs
 
 
-def samples_path(cfg: MathAnswersConfig, shifted: bool = False) -> Path:
-    name = f"{cfg.shifted_key()}-shifted" if shifted else cfg.key()
-    return backbones.cache_dir() / "datasets" / "math-answers" / f"{name}.jsonl"
-
-
 def cached(path: Path, shipped: Path, is_default: bool, regenerate: bool, generate) -> list[dict]:
     """Rows from the shipped file (default settings), else the cache, else ``generate()`` (then cached)."""
     if not regenerate and is_default and shipped.exists():
@@ -187,17 +207,16 @@ def cached(path: Path, shipped: Path, is_default: bool, regenerate: bool, genera
     return rows
 
 
+TASK = MathTask("math-answers", MathAnswersConfig, make_questions, _finish, SHIPPED, SHIPPED_SHIFTED)
+
+
+def generate_samples(cfg: MathAnswersConfig) -> list[dict]:
+    return TASK.generate(cfg)
+
+
 def build(cfg: MathAnswersConfig = MathAnswersConfig(), regenerate: bool = False, shifted: bool = True) -> dict[str, list[dict]]:
-    """Return ``{"samples", "pairs", "shifted_samples", "shifted_pairs"}``, each from the shipped rows, the cache, or
-    a fresh generation. ``shifted=False`` skips the shifted split (empty lists; nothing is sampled for it)."""
-    default = MathAnswersConfig()
-    samples = cached(samples_path(cfg), SHIPPED, cfg.key() == default.key(), regenerate, lambda: generate_samples(cfg))
-    out = {"samples": samples, "pairs": make_pairs(samples, cfg.max_pairs_per_question, cfg.seed), "shifted_samples": [], "shifted_pairs": []}
-    if shifted:
-        rows = cached(samples_path(cfg, True), SHIPPED_SHIFTED, cfg.shifted_key() == default.shifted_key(), regenerate,
-                      lambda: generate_shifted(cfg))
-        out["shifted_samples"], out["shifted_pairs"] = rows, make_pairs(rows, cfg.max_pairs_per_question, cfg.seed)
-    return out
+    """The rows (see ``MathTask.build``)."""
+    return TASK.build(cfg, regenerate, shifted)
 
 
 _QUESTION = re.compile(r"What is (-?\d+) ([-+*]) (-?\d+)\?")

@@ -20,9 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rewardlab import backbones
-from rewardlab.data.loaders import settings_key
-from rewardlab.data.math_answers import SHIFTED_SEED_OFFSET, cached, make_pairs, sample_rows, test_qids
+from rewardlab.data.math_answers import MathAnswersConfig, MathTask
 
 SHIPPED = Path(__file__).parent / "shipped" / "math_steps_samples.jsonl.gz"
 SHIPPED_SHIFTED = Path(__file__).parent / "shipped" / "math_steps_shifted.jsonl.gz"
@@ -32,29 +30,13 @@ _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * 
 
 
 @dataclass(frozen=True)
-class MathStepsConfig:
-    """How the samples are generated. Every field but the batching, pairing and shifted ones is in the rows' key."""
+class MathStepsConfig(MathAnswersConfig):
+    """math-answers' settings (the same fields, the same cache keys) with this task's defaults."""
 
-    model: str = backbones.SMOLLM2
     n_questions: int = 320
-    samples_per_question: int = 12  # the model is right ~7% of the time: 12 samples give many questions a correct one
+    samples_per_question: int = 12  # the model is right ~10% of the time: 12 samples give many questions a correct one
     max_new_tokens: int = 56
-    temperature: float = 0.7
-    top_p: float = 0.95
-    test_fraction: float = 0.25
-    seed: int = 0
-    batch_questions: int = 16
-    max_pairs_per_question: int = 4
     shifted_system: str | None = SHIFTED_SYSTEM
-    shifted_temperature: float = 1.0
-    shifted_top_p: float = 1.0
-
-    def key(self) -> str:
-        return settings_key(self, ignore=("batch_questions", "max_pairs_per_question", "shifted_system", "shifted_temperature",
-                                          "shifted_top_p"))
-
-    def shifted_key(self) -> str:
-        return settings_key(self, ignore=("batch_questions", "max_pairs_per_question"))
 
 
 def make_questions(n: int, seed: int) -> list[dict]:
@@ -135,32 +117,13 @@ def canonical_answer(question: str) -> str:
     return "\n".join(lines)
 
 
+TASK = MathTask("math-steps", MathStepsConfig, make_questions, finish, SHIPPED, SHIPPED_SHIFTED)
+
+
 def generate_samples(cfg: MathStepsConfig) -> list[dict]:
-    """Sample answers from the model (about 0.3 s an answer on 2 CPU cores)."""
-    test_ids = test_qids(cfg)
-    return sample_rows(cfg, make_questions(cfg.n_questions, cfg.seed), lambda qid: "test" if qid in test_ids else "train", finish,
-                       system=None, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed, desc="math-steps: sampling")
-
-
-def generate_shifted(cfg: MathStepsConfig) -> list[dict]:
-    test_ids = test_qids(cfg)
-    questions = [q for q in make_questions(cfg.n_questions, cfg.seed) if q["qid"] in test_ids]
-    return sample_rows(cfg, questions, lambda qid: "shifted", finish, system=cfg.shifted_system, temperature=cfg.shifted_temperature,
-                       top_p=cfg.shifted_top_p, seed=cfg.seed + SHIFTED_SEED_OFFSET, desc="math-steps: shifted split")
-
-
-def samples_path(cfg: MathStepsConfig, shifted: bool = False) -> Path:
-    name = f"{cfg.shifted_key()}-shifted" if shifted else cfg.key()
-    return backbones.cache_dir() / "datasets" / "math-steps" / f"{name}.jsonl"
+    return TASK.generate(cfg)
 
 
 def build(cfg: MathStepsConfig = MathStepsConfig(), regenerate: bool = False, shifted: bool = True) -> dict[str, list[dict]]:
-    """``{"samples", "pairs", "shifted_samples", "shifted_pairs"}``, as math_answers.build."""
-    default = MathStepsConfig()
-    samples = cached(samples_path(cfg), SHIPPED, cfg.key() == default.key(), regenerate, lambda: generate_samples(cfg))
-    out = {"samples": samples, "pairs": make_pairs(samples, cfg.max_pairs_per_question, cfg.seed), "shifted_samples": [], "shifted_pairs": []}
-    if shifted:
-        rows = cached(samples_path(cfg, True), SHIPPED_SHIFTED, cfg.shifted_key() == default.shifted_key(), regenerate,
-                      lambda: generate_shifted(cfg))
-        out["shifted_samples"], out["shifted_pairs"] = rows, make_pairs(rows, cfg.max_pairs_per_question, cfg.seed)
-    return out
+    """The rows (see ``math_answers.MathTask.build``)."""
+    return TASK.build(cfg, regenerate, shifted)
