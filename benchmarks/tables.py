@@ -91,7 +91,7 @@ def polar_table(paths: list[Path]) -> str:
         lines.append(f"| {n} | {len(seeds)} | " + " | ".join(cells) + f" | {tfidf} |")
     pre = data.get("pretrain") or {}
     if pre:
-        lines += ["", "| pretrained discriminator, held out | POLAR | TF-IDF cosine | length closeness | margin over the better |",
+        lines += ["", "| pretrained model before fine-tuning (held-out sets) | POLAR | TF-IDF cosine | length closeness | margin over the better |",
                   "|---|---|---|---|---|"]
         for k in sorted(k for k in pre if f"{k}_tfidf_cosine" in pre):
             lines.append(f"| {k.replace('discrimination_acc_', '')} | {pre[k]:.3f} | {pre[k + '_tfidf_cosine']:.3f} | "

@@ -138,7 +138,11 @@ class WinRateReward:
 
     ``preference="bradley_terry"``: P(i > j) = sigmoid(r_i - r_j) from one score per completion (any TextReward).
     ``preference="polar"``: P(i > j) = sigmoid(R(i | ref j) - R(j | ref i)), where R(c | ref) is a POLAR reward of
-    completion c with the other completion as its reference; it costs n(n - 1) scores a group. Both are symmetric,
+    completion c with the other completion as its reference; it costs n(n - 1) scores a group. Measured
+    (benchmarks/spo_polar_preference.py, a fine-tuned POLAR RM, 120 math questions x 6 samples): these win rates
+    rank right answers above wrong ones (AUROC 0.70) and are not a similarity score (correlation 0.05 with TF-IDF
+    similarity to the group), but choose a group's best answer no better than "shortest" (0.333 vs 0.342), while
+    the same RM against a verified reference reaches AUROC 0.995. Use it only where no reference exists. Both are symmetric,
     P(i > j) + P(j > i) = 1, so the rewards of a group always sum to n / 2. A call scores the whole batch at once
     (one ``score`` call), so the reward model sees one batch, not one per group. ``win_rate_reward`` picks the
     asynchronous form for a remote reward.
