@@ -153,6 +153,9 @@ def polar_plot(paths: list[Path], target: Path) -> None:
             mean, sd = np.array([np.mean(v) for v in values]), np.array([np.std(v) for v in values])
             ax.plot(xs, mean, marker="o", label=arm)
             ax.fill_between(xs, mean - sd, mean + sd, alpha=0.15)
+        baseline = next((r[f"{key}_tfidf_cosine"] for r in runs if f"{key}_tfidf_cosine" in r), None)
+        if baseline is not None:  # the training-free ranker on the same pairs
+            ax.axhline(baseline, color="k", ls=":", lw=1, label=f"TF-IDF cosine to the reference ({baseline:.3f})")
         ax.set(xscale="log", xlabel="train pairs", title=f"POLAR fine-tuning, {title}")
         ax.legend()
     axes[0].set_ylabel("preference accuracy with reference")
