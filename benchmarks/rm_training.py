@@ -87,6 +87,9 @@ def worker(arm: str, seed: int, pairs: int, eval_pairs: int, batch_size: int, ma
     trainer.train()
     seconds = time.perf_counter() - start
     accuracy = trainer.evaluate(test)["eval_accuracy"]
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)  # the run's output folder: gigabytes a run, nothing the benchmark reads
     return {
         "arm": arm,
         "seed": seed,
