@@ -202,11 +202,8 @@ def cmd_data(args) -> int:
         print(f"{args.file}: {len(rows)} rows OK against {card.path.name} (config {config}{also})")
         return 0
     if args.name in loaders.MATH_BUILDERS:
-        import importlib
-
-        module_name, settings_cls = loaders.MATH_BUILDERS[args.name]
-        module = importlib.import_module(f"rewardlab.data.{module_name}")
-        settings = loaders.builder_config(getattr(module, settings_cls), dict(_kv(args.option)), "--option")
+        module = loaders.math_builder(args.name)
+        settings = loaders.builder_config(getattr(module, loaders.MATH_BUILDERS[args.name][1]), dict(_kv(args.option)), "--option")
         built = module.build(settings, regenerate=args.regenerate)
         card = cards.find_card(args.name)
         card.validate_rows(built["samples"] + built["shifted_samples"], "samples")

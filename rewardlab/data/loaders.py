@@ -15,6 +15,13 @@ from rewardlab.data.cards import Card, DataError, find_card, parse_card
 #: Preference builders: name -> (module in rewardlab.data, its settings class). Both build train/test/shifted splits.
 MATH_BUILDERS = {"math-answers": ("math_answers", "MathAnswersConfig"), "math-steps": ("math_steps", "MathStepsConfig")}
 PREFERENCE_BUILDERS = tuple(MATH_BUILDERS)
+
+
+def math_builder(name: str):
+    """The module of a math builder (``build``, ``canonical_answer``, its settings class) by dataset name."""
+    import importlib
+
+    return importlib.import_module(f"rewardlab.data.{MATH_BUILDERS[name][0]}")
 HUB_PREFERENCES = ("Anthropic/hh-rlhf",)
 
 
@@ -142,12 +149,9 @@ def load_preferences(cfg: TextDataConfig) -> PreferenceData:
             raise DataError(f"{cfg.path}: no row has split 'test'; held-out pairs are needed for evaluation")
         data = PreferenceData(cfg.name, card, str(cfg.path), train, test)
     elif cfg.name in MATH_BUILDERS:
-        import importlib
-
-        module_name, settings_cls = MATH_BUILDERS[cfg.name]
-        module = importlib.import_module(f"rewardlab.data.{module_name}")
+        module = math_builder(cfg.name)
         card = find_card(cfg.name)
-        builder_cfg = builder_config(getattr(module, settings_cls), cfg.builder)
+        builder_cfg = builder_config(getattr(module, MATH_BUILDERS[cfg.name][1]), cfg.builder)
         built = module.build(builder_cfg, regenerate=cfg.regenerate, shifted=cfg.shifted)
         samples = card.validate_rows(built["samples"] + built["shifted_samples"], "samples", source=f"{cfg.name} samples")
         pairs = card.validate_rows(built["pairs"] + built["shifted_pairs"], "pairs", source=f"{cfg.name} pairs")

@@ -87,14 +87,12 @@ def reference_pairs(cfg: TextDataConfig, seed: int) -> tuple[list[dict], list[di
     """(train, test, source, shifted test) rows with prompt/reference/chosen/rejected. The math builders' pairs get
     verified correct references (another correct sample of the same question and split, else the written-out
     answer); a file of your own brings its references (and has no shifted split)."""
-    import importlib
-
-    from rewardlab.data.loaders import MATH_BUILDERS
+    from rewardlab.data.loaders import MATH_BUILDERS, math_builder
     from rewardlab.data.math_answers import with_references
 
     data = load_preferences(cfg)
     if data.name in MATH_BUILDERS and cfg.path is None:
-        canonical = importlib.import_module(f"rewardlab.data.{MATH_BUILDERS[data.name][0]}").canonical_answer
+        canonical = math_builder(data.name).canonical_answer
         samples = data.train_samples + data.test_samples
 
         def refs(pairs, pool):
