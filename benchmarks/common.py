@@ -29,7 +29,7 @@ def train(recipe: str, overrides: list[str], callbacks=()) -> dict:
 
     config, text, _ = recipes.load(recipe, overrides)
     start = time.perf_counter()
-    result = recipes.job(config.learner).run(config, recipe_text=text, callbacks=callbacks)
+    result = recipes.run(config, recipe_text=text, callbacks=callbacks)
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
 

@@ -41,7 +41,7 @@ def cmd_train(args) -> int:
 
     config, text, path = recipes.load(args.recipe, args.set)
     print(f"recipe {path} -> learner {config.learner}, output {config.out()}", flush=True)
-    recipes.job(config.learner).run(config, recipe_text=text, resume=args.resume)
+    recipes.run(config, recipe_text=text, resume=args.resume, allow_changed=args.allow_changed)
     return 0
 
 
@@ -403,7 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("recipe", help="a recipe file, or the name of a bundled recipe (see `rewardlab recipes list`)")
     t.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a recipe value, e.g. --set train.max_steps=10 (repeatable; values are YAML)")
-    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir, in the same MLflow run")
+    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir, in the same MLflow run; "
+                   "a recipe value that differs from the run's logged parameters is an error naming the key")
+    t.add_argument("--allow-changed", action="store_true", help="with --resume: continue with the changed values anyway (each "
+                   "change is printed and logged to the run as resume_changes.json)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a reward on held-out pairs, next to length-only baselines")

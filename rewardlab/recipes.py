@@ -21,12 +21,21 @@ JOBS: dict[str, str] = {"rlhf": "rewardlab.rlhf.train"}
 
 
 def job(name: str):
-    """The module that runs a recipe's ``learner:``; it exposes ``Config`` and ``run(config, ...)``."""
+    """The module of a recipe's ``learner:``: a learner module (``Config``, ``load``, ``fit``; see rewardlab.learners)
+    or a consumer job's (``Config``, ``run``)."""
     import importlib
 
     if name in JOBS:
         return importlib.import_module(JOBS[name])
     return learners.get(name)
+
+
+def run(config, recipe_text: str = "", resume: bool = False, callbacks=(), allow_changed: bool = False) -> dict:
+    """Run a validated recipe: a learner through ``learners.train`` (the shared run bookkeeping), a consumer job
+    through its own ``run``."""
+    if config.learner in JOBS:
+        return job(config.learner).run(config, recipe_text=recipe_text, resume=resume, callbacks=callbacks)
+    return learners.train(config, recipe_text, resume=resume, callbacks=callbacks, allow_changed=allow_changed)
 
 
 def job_names() -> list[str]:

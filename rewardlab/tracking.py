@@ -74,6 +74,12 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def param_strings(params: Mapping[str, Any]) -> dict[str, str]:
+    """Flattened params as MLflow stores them: lists and mappings as JSON, everything as text (at most 6000 chars)."""
+    flat = {k: (json.dumps(v) if isinstance(v, (list, tuple, dict)) else v) for k, v in flatten(params).items()}
+    return {k: str(v)[:6000] for k, v in flat.items()}
+
+
 class Run:
     """A thin handle on the active MLflow run; learners log through this and never through mlflow."""
 
@@ -82,10 +88,10 @@ class Run:
         self.uri = uri
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        flat = {k: (json.dumps(v) if isinstance(v, (list, tuple, dict)) else v) for k, v in flatten(params).items()}
+        """Log the keys the run does not have yet. MLflow refuses to change a logged param, so on --resume a changed
+        value is caught before the run reopens (``changed_params``), never dropped silently here."""
         existing = _mlflow().get_run(self.run_id).data.params
-        # MLflow refuses to change a param; on resume, only new keys are logged.
-        fresh = {k: str(v)[:6000] for k, v in flat.items() if k not in existing}
+        fresh = {k: v for k, v in param_strings(params).items() if k not in existing}
         if fresh:
             _mlflow().log_params(fresh)
 
@@ -313,13 +319,35 @@ def resume_point(out: Path, resume: bool) -> tuple[str | None, Path | None]:
     return run_id, checkpoint
 
 
+def changed_params(cfg: RecipeBase, run_id: str) -> dict[str, tuple[str, str]]:
+    """The recipe values that differ from what the run logged: key -> (logged, now). Keys the run never logged
+    (a field added since) are not changes."""
+    mlflow = _mlflow()
+    mlflow.set_tracking_uri(resolve_uri(cfg.tracking.uri))
+    logged = mlflow.get_run(run_id).data.params
+    return {k: (logged[k], v) for k, v in param_strings(cfg.model_dump(mode="json")).items() if k in logged and logged[k] != v}
+
+
 @contextmanager
-def tracked_run(cfg: RecipeBase, recipe_text: str, resume_id: str | None, tags: dict | None = None):
+def tracked_run(cfg: RecipeBase, recipe_text: str, resume_id: str | None, tags: dict | None = None, allow_changed: bool = False):
     """The MLflow run of a training command: opened (or reopened on --resume), its id saved for --resume, the
-    recipe's params logged, and on a fresh run the recipe file itself."""
+    recipe's params logged, and on a fresh run the recipe file itself.
+
+    On --resume, a recipe value that differs from the run's logged parameter is a ``ResumeError`` naming each key
+    (the run would show the old value while training used the new one); with ``allow_changed`` it is a warning,
+    printed and logged to the run as ``resume_changes.json`` and the ``resume_changed`` tag."""
+    changes = changed_params(cfg, resume_id) if resume_id and is_main_process() else {}
+    if changes and not allow_changed:
+        listed = "; ".join(f"{k}: logged {old!r}, now {new!r}" for k, (old, new) in sorted(changes.items()))
+        raise ResumeError(f"--resume: the recipe differs from the run it resumes ({listed}). Resume with the recipe as it was, "
+                          "or pass --allow-changed to continue with the new values (recorded in the run as resume_changes.json)")
     with start_run(cfg.tracking, cfg.name, resume_run_id=resume_id, tags={"learner": cfg.learner, **(tags or {})}) as run:
         if is_main_process():
             save_run_state(cfg.out(), run.run_id, run.uri)
+        if changes:
+            print(f"warning: resuming with changed values: {', '.join(sorted(changes))} (logged to resume_changes.json)", flush=True)
+            run.log_text(json.dumps({k: {"logged": old, "now": new} for k, (old, new) in changes.items()}, indent=2), "resume_changes.json")
+            run.set_tags({"resume_changed": ",".join(sorted(changes))})
         run.log_params(cfg.model_dump(mode="json"))
         if not resume_id and recipe_text:
             run.log_text(recipe_text, "recipe.yaml")

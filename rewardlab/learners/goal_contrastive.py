@@ -20,15 +20,15 @@ baseline on the very same pairs, data order and initialisation (benchmarks/goal_
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab.data import DataError, PreferenceData, TextDataConfig, load_preferences
-from rewardlab.tracking import RecipeBase, resume_point, tracked_run
-from rewardlab.learners.bradley_terry import ModelConfig, TrainConfig, log_eval_datasets, reward_trainer
+from rewardlab.learners import Fitted, Job
+from rewardlab.learners.shared import ModelConfig, TrainConfig, preference_dataset, reward_trainer, scalar_model, text_datasets, train
+from rewardlab.tracking import RecipeBase, is_main_process
 from rewardlab.rewards.evaluate import auroc, evaluate_splits, figures, format_report
 from rewardlab.rewards.goal import GoalTextReward, filter_vote, goal_from_states, majority, min_q, q_from_states, q_rerank
 from rewardlab.rewards.text import encode_span
@@ -139,28 +139,14 @@ def make_collator(pad_token_id: int):
 
 def tokenize_pairs(pairs: list[dict], tokenizer, max_length: int, template: str):
     """TRL's chosen_ids/rejected_ids, where each response starts (chosen_start/rejected_start), and length."""
-    from datasets import Dataset
-
-    cols: dict[str, list] = {"chosen_ids": [], "rejected_ids": [], "chosen_start": [], "rejected_start": [], "length": []}
-    for p in pairs:
-        c, _, cs = encode_span(tokenizer, p["prompt"], p["chosen"], max_length, template)
-        r, _, rs = encode_span(tokenizer, p["prompt"], p["rejected"], max_length, template)
-        cols["chosen_ids"].append(c)
-        cols["rejected_ids"].append(r)
-        cols["chosen_start"].append(cs)
-        cols["rejected_start"].append(rs)
-        cols["length"].append(max(len(c), len(r)))
-    return Dataset.from_dict(cols)
+    return preference_dataset(pairs, lambda row, side: encode_span(tokenizer, row["prompt"], row[side], max_length, template), starts=True)
 
 
 def build_model(cfg: Config, tokenizer):
-    from transformers import set_seed
+    from rewardlab.models.scalar_head import per_token_head
 
-    from rewardlab.models.scalar_head import build_scalar_rm, per_token_head
-
-    set_seed(cfg.seed)  # the head is initialised here, before Trainer seeds anything
     m = cfg.model
-    model = build_scalar_rm(m.backbone, tokenizer, m.freeze_layers, m.dtype, m.attn_implementation)
+    model = scalar_model(m, tokenizer, cfg.seed)
     if per_token_head(model) is None:
         raise DataError(f"model.backbone: {m.backbone} pools a [CLS] vector, so it has no per-token hidden states under its "
                         "reward head; the goal-conditioned RM needs a causal LM backbone (e.g. embedded:smollm2-135m-instruct)")
@@ -268,57 +254,55 @@ def baseline_metrics(baseline, data: PreferenceData) -> dict[str, float]:
     return {f"baseline_{k}": metrics[k] for k in ("pair_accuracy", "auroc", "shifted_pair_accuracy", "shifted_auroc") if k in metrics}
 
 
-def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) -> dict:
-    """Train (BT + contrastive), compute and save the goal state, evaluate reward and Q-values, log, register."""
-    from rewardlab import backbones, tracking
+def load(cfg: Config) -> tuple[PreferenceData, object]:
+    """The pairs, and the baseline reward (loaded before training, so a wrong URI fails fast)."""
+    return load_preferences(cfg.data), load_baseline(cfg.baseline)
 
-    out = cfg.out()
-    resume_id, checkpoint = resume_point(out, resume)
-    data = load_preferences(cfg.data)
-    baseline = load_baseline(cfg.baseline)
+
+def datasets(cfg: Config, data) -> list:
+    return text_datasets(data[0])
+
+
+def tags(cfg: Config, data) -> dict:
+    return {"beta": str(cfg.contrastive.beta)}
+
+
+def fit(cfg: Config, data, job: Job) -> Fitted:
+    """Train (BT + contrastive), compute and save the goal state, evaluate reward and Q-values."""
+    from rewardlab import backbones
+
+    data, baseline = data
     m = cfg.model
     tokenizer = backbones.load_tokenizer(m.backbone)
     model = build_model(cfg, tokenizer)
     dataset = tokenize_pairs(data.train_pairs, tokenizer, m.max_length, m.template)
-    with tracked_run(cfg, recipe_text, resume_id, {"beta": str(cfg.contrastive.beta)}) as run:
-        if not resume:
-            run.log_dataset(data.train_pairs, f"{data.name}-train-pairs", data.card.path, "training", data.source)
-            log_eval_datasets(run, data)
-        trainer = reward_trainer(model, tokenizer, dataset, cfg.train, out / "checkpoints", m.max_length, cfg.seed,
-                                 [run.trainer_callback(), *callbacks], trainer_class=make_trainer_class(),
-                                 data_collator=make_collator(tokenizer.pad_token_id), beta=cfg.contrastive.beta,
-                                 n_positions=cfg.contrastive.n_positions)
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        if not tracking.is_main_process():
-            return {"run_id": None, "global_step": trainer.state.global_step}
-        reward = GoalTextReward(trainer.model, tokenizer, max_length=m.max_length, batch_size=cfg.train.eval_batch_size, template=m.template)
-        threshold, goal_source = fit_goal(reward, data, cfg.q_eval)
-        folder = GoalTextReward.save(trainer.model, tokenizer, out / "reward", m.max_length, m.template, reward.goal_state,
-                                     backbone=m.backbone, recipe=cfg.name, goal_from=goal_source, beta=cfg.contrastive.beta)
-        result, shifted, metrics = evaluate_splits(reward, data)
-        if baseline is not None:
-            metrics.update(baseline_metrics(baseline, data))
-        figs = figures(result, trainer.state.log_history, shifted)
-        for prefix, samples in (("", data.test_samples), ("shifted_", data.shifted_samples)):
-            if samples and "stated" in samples[0]:
-                q_result, qs = q_metrics(reward, samples, threshold, cfg.q_eval.skip_tokens)
-                metrics.update({prefix + k: v for k, v in q_result.items()})
-                figs[f"plots/q_values{'_shifted' if prefix else ''}.png"] = q_figure(samples, qs, threshold)
-        step = trainer.state.global_step
-        run.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step=step)
-        for path, fig in figs.items():
-            run.log_figure(fig, path)
-        model_uri = run.log_reward_model(folder, cfg.name if cfg.tracking.register_model else None)
-        run.set_tags({"model_uri": model_uri})
-        (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, "model_uri": model_uri, **metrics}, indent=2))
-    print(format_report(metrics))
+    trainer = reward_trainer(model, tokenizer, dataset, cfg.train, job.out / "checkpoints", m.max_length, cfg.seed,
+                             [job.run.trainer_callback(), *job.callbacks], trainer_class=make_trainer_class(),
+                             data_collator=make_collator(tokenizer.pad_token_id), beta=cfg.contrastive.beta,
+                             n_positions=cfg.contrastive.n_positions)
+    train(trainer, job)
+    extra = {"log_history": trainer.state.log_history, "global_step": trainer.state.global_step}
+    if not is_main_process():
+        return Fitted(None, extra=extra)
+    reward = GoalTextReward(trainer.model, tokenizer, max_length=m.max_length, batch_size=cfg.train.eval_batch_size, template=m.template)
+    threshold, goal_source = fit_goal(reward, data, cfg.q_eval)
+    folder = GoalTextReward.save(trainer.model, tokenizer, job.out / "reward", m.max_length, m.template, reward.goal_state,
+                                 backbone=m.backbone, recipe=cfg.name, goal_from=goal_source, beta=cfg.contrastive.beta)
+    result, shifted, metrics = evaluate_splits(reward, data)
+    if baseline is not None:
+        metrics.update(baseline_metrics(baseline, data))
+    figs = figures(result, trainer.state.log_history, shifted)
+    for prefix, samples in (("", data.test_samples), ("shifted_", data.shifted_samples)):
+        if samples and "stated" in samples[0]:
+            q_result, qs = q_metrics(reward, samples, threshold, cfg.q_eval.skip_tokens)
+            metrics.update({prefix + k: v for k, v in q_result.items()})
+            figs[f"plots/q_values{'_shifted' if prefix else ''}.png"] = q_figure(samples, qs, threshold)
+    report = [format_report(metrics)]
     if "q_auroc_last" in metrics:
-        print(format_q_report(metrics))
+        report.append(format_q_report(metrics))
     if "shifted_q_auroc_last" in metrics:
-        print("shifted split:\n" + format_q_report({k[len("shifted_"):]: v for k, v in metrics.items() if k.startswith("shifted_")}))
-    print(run.summary(folder, model_uri), flush=True)
-    return {"run_id": run.run_id, "model_uri": model_uri, "output_dir": str(out), "metrics": metrics,
-            "log_history": trainer.state.log_history, "global_step": step}
+        report.append("shifted split:\n" + format_q_report({k[len("shifted_"):]: v for k, v in metrics.items() if k.startswith("shifted_")}))
+    return Fitted(folder, metrics, figs, "\n".join(report), trainer.state.global_step, extra=extra)
 
 
 def format_q_report(metrics: dict[str, float]) -> str:

@@ -25,7 +25,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab.data.transitions import absorbing_obs, scale_actions, to_absorbing, zero_absorbing_actions
-from rewardlab.tracking import RecipeBase, save_run_state
+from rewardlab.learners import DatasetInput, Fitted, Job
+from rewardlab.tracking import RecipeBase
 
 
 class DemosConfig(BaseModel):
@@ -316,24 +317,44 @@ def steps_to(curve: list[dict], target: float) -> tuple[int | None, float | None
     return None, None
 
 
-def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) -> dict:
-    """Train the discriminator and the agent together; log the curves, the plots and the reward; register it."""
+#: no checkpoints yet: --resume says to run it again
+RESUMABLE = False
+
+
+def load(cfg: Config):
+    """The expert demonstrations (built on first use, cached after): (builder settings, the first ``episodes``)."""
+    from rewardlab.data.expert_demos import ExpertDemosConfig, load_demos
+    from rewardlab.data.loaders import builder_config
+
+    demos_cfg = builder_config(ExpertDemosConfig, cfg.demos.builder, "demos.builder")
+    return demos_cfg, load_demos(demos_cfg).subset(cfg.demos.episodes)
+
+
+def datasets(cfg: Config, data) -> list:
+    from rewardlab.data import find_card
+    from rewardlab.data.expert_demos import build
+
+    demos_cfg, demos = data
+    used = sorted(set(demos.episode.tolist()))
+    rows = [r for r in build(demos_cfg) if r["policy"] == "expert" and r["episode"] in used]
+    return [DatasetInput(rows, f"expert-demos-{demos.env_id}", "training", "rewardlab builder expert-demos", find_card("expert-demos").path)]
+
+
+def tags(cfg: Config, data) -> dict:
+    return {"env_id": data[1].env_id}
+
+
+def fit(cfg: Config, data, job: Job) -> Fitted:
+    """Train the discriminator and the agent together; the curves, the plot, the reward and the policy."""
     import torch
     from stable_baselines3 import SAC, TD3
 
-    from rewardlab import tracking
-    from rewardlab.data import find_card
-    from rewardlab.data.expert_demos import ExpertDemosConfig, build, load_demos
-    from rewardlab.data.loaders import builder_config
     from rewardlab.rewards.discriminator import DiscriminatorReward
 
-    if resume:
-        raise ValueError("lipschitz_gail keeps no checkpoints to resume from; run the recipe again")
+    _, demos = data
     torch.set_num_threads(cfg.agent.torch_threads)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    demos_cfg = builder_config(ExpertDemosConfig, cfg.demos.builder, "demos.builder")
-    demos = load_demos(demos_cfg).subset(cfg.demos.episodes)
     env = make_env(demos.env_id, cfg.absorbing, cfg.seed)
     eval_env = make_env(demos.env_id, cfg.absorbing, cfg.seed + 10_000)
     low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
@@ -346,38 +367,26 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
                  batch_size=a.batch_size, gamma=a.gamma, train_freq=a.train_freq, gradient_steps=a.gradient_steps,
                  policy_kwargs={"net_arch": list(a.net_arch)}, replay_buffer_class=replay_buffer_class(), seed=cfg.seed, device="cpu", verbose=0)
     model.replay_buffer.reward_fn = gail.rewards
-    out = cfg.out()
-    with tracking.start_run(cfg.tracking, cfg.name, tags={"learner": cfg.learner, "env_id": demos.env_id}) as run:
-        save_run_state(out, run.run_id, run.uri)
-        run.log_params(cfg.model_dump(mode="json"))
-        if recipe_text:
-            run.log_text(recipe_text, "recipe.yaml")
-        used = sorted(set(demos.episode.tolist()))
-        rows = [r for r in build(demos_cfg) if r["policy"] == "expert" and r["episode"] in used]
-        run.log_dataset(rows, f"expert-demos-{demos.env_id}", find_card("expert-demos").path, "training", "rewardlab builder expert-demos")
-        run.log_metrics({"demos/expert_return": demos.expert_return, "demos/random_return": demos.random_return,
-                         "demos/transitions": float(len(demos.obs))}, step=0)
-        cb = callback_class()(gail, cfg, eval_env, demos, run)
-        model.learn(total_timesteps=a.total_steps, callback=[cb, *callbacks], progress_bar=True)
-        steps, seconds = steps_to(cb.curve, cfg.eval.target_score)
-        best = max(cb.curve, key=lambda p: p["true_return"])
-        metrics = {"final_return": cb.curve[-1]["true_return"], "final_normalized_score": cb.curve[-1]["normalized_score"],
-                   "best_return": best["true_return"], "best_normalized_score": best["normalized_score"],
-                   "steps_to_target": steps, "seconds_to_target": seconds, "train_seconds": cb.train_seconds,
-                   "expert_return": demos.expert_return, "random_return": demos.random_return}
-        run.log_metrics({f"eval/{k}": float(v) for k, v in metrics.items() if v is not None}, step=a.total_steps)
-        run.log_figure(curves_figure(cb.curve, demos, cfg), "plots/learning_curves.png")
-        folder = DiscriminatorReward.save(gail.disc, out / "reward", low, high, cfg.absorbing, env_id=demos.env_id, recipe=cfg.name)
-        model.save(out / "policy.zip")
-        run.log_artifact(out / "policy.zip", "policy")
-        model_uri = run.log_reward_model(folder, cfg.name if cfg.tracking.register_model else None)
-        (out / "curve.json").write_text(json.dumps(cb.curve, indent=1))
-        (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, "model_uri": model_uri, **metrics}, indent=2))
+    run, out = job.run, job.out
+    run.log_metrics({"demos/expert_return": demos.expert_return, "demos/random_return": demos.random_return,
+                     "demos/transitions": float(len(demos.obs))}, step=0)
+    cb = callback_class()(gail, cfg, eval_env, demos, run)
+    model.learn(total_timesteps=a.total_steps, callback=[cb, *job.callbacks], progress_bar=True)
+    steps, seconds = steps_to(cb.curve, cfg.eval.target_score)
+    best = max(cb.curve, key=lambda p: p["true_return"])
+    metrics = {"final_return": cb.curve[-1]["true_return"], "final_normalized_score": cb.curve[-1]["normalized_score"],
+               "best_return": best["true_return"], "best_normalized_score": best["normalized_score"],
+               "steps_to_target": steps, "seconds_to_target": seconds, "train_seconds": cb.train_seconds,
+               "expert_return": demos.expert_return, "random_return": demos.random_return}
+    folder = DiscriminatorReward.save(gail.disc, out / "reward", low, high, cfg.absorbing, env_id=demos.env_id, recipe=cfg.name)
+    model.save(out / "policy.zip")
+    run.log_artifact(out / "policy.zip", "policy")
+    (out / "curve.json").write_text(json.dumps(cb.curve, indent=1))
     reached = f"{steps} steps ({seconds:.0f} s)" if steps else f"not within {a.total_steps} steps"
-    print(f"{demos.env_id}: best true return {best['true_return']:.1f} (normalised {best['normalized_score']:.3f}); "
-          f"expert {demos.expert_return:.1f}, random {demos.random_return:.1f}; normalised {cfg.eval.target_score} reached: {reached}")
-    print(run.summary(folder, model_uri), flush=True)
-    return {"run_id": run.run_id, "model_uri": model_uri, "output_dir": str(out), "metrics": metrics, "curve": cb.curve}
+    report = (f"{demos.env_id}: best true return {best['true_return']:.1f} (normalised {best['normalized_score']:.3f}); "
+              f"expert {demos.expert_return:.1f}, random {demos.random_return:.1f}; normalised {cfg.eval.target_score} reached: {reached}")
+    return Fitted(folder, metrics, {"plots/learning_curves.png": curves_figure(cb.curve, demos, cfg)}, report, a.total_steps,
+                  extra={"curve": cb.curve})
 
 
 def curves_figure(curve: list[dict], demos, cfg: Config):

@@ -12,13 +12,11 @@ zero-initialised linear head at the ``<reward>`` token (rewards/polar.py).
   (an MLflow URI or a folder); without it the backbone starts fresh, which is the paper's no-pretraining ablation.
 
 Both losses are the Bradley-Terry loss on (chosen, rejected) token sequences, so training runs through TRL's
-RewardTrainer (shared with the bradley_terry learner), and through accelerate for many devices.
+RewardTrainer (learners/shared.py, as the other text learners), and through accelerate for many devices.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -27,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab import backbones
 from rewardlab.data import DataError, TextDataConfig, load_preferences
-from rewardlab.tracking import RecipeBase, resume_point, tracked_run
-from rewardlab.learners.bradley_terry import TrainConfig, reward_trainer
+from rewardlab.learners import DatasetInput, Fitted, Job
+from rewardlab.learners.shared import TrainConfig, preference_dataset, reward_trainer, train
+from rewardlab.tracking import RecipeBase, is_main_process
 from rewardlab.rewards.evaluate import score_unique
 from rewardlab.rewards.polar import PolarReward, add_polar_tokens, encode_triple
 
@@ -107,41 +106,34 @@ def reference_pairs(cfg: TextDataConfig, seed: int) -> tuple[list[dict], list[di
 
 def tokenize_triplets(rows: list[dict], tokenizer, max_length: int, good: str, bad: str):
     """chosen_ids = (prompt, reference, row[good]), rejected_ids = (prompt, reference, row[bad]), plus length."""
-    from datasets import Dataset
-
-    chosen, rejected, length = [], [], []
-    for r in rows:
-        c, _ = encode_triple(tokenizer, r["prompt"], r["reference"], r[good], max_length)
-        n, _ = encode_triple(tokenizer, r["prompt"], r["reference"], r[bad], max_length)
-        chosen.append(c)
-        rejected.append(n)
-        length.append(max(len(c), len(n)))
-    return Dataset.from_dict({"chosen_ids": chosen, "rejected_ids": rejected, "length": length})
+    return preference_dataset(rows, lambda r, side: encode_triple(tokenizer, r["prompt"], r["reference"], r[side], max_length), good, bad)
 
 
-def build_model(cfg: Config):
-    """(model, tokenizer): the pretrained POLAR reward for fine-tuning, else the backbone with the special tokens
-    added, the embeddings resized and a zero-initialised head."""
+def pretrained_folder(cfg: Config):
+    """The local folder of ``model.init_from`` (downloaded from MLflow when it is a URI), checked to be a POLAR
+    reward; None without ``init_from``."""
+    if not cfg.model.init_from:
+        return None
+    from rewardlab import rewards
+
+    folder = rewards.resolve_folder(cfg.model.init_from)
+    if rewards.read_reward_json(folder)["kind"] != "polar":
+        raise DataError(f"model.init_from: {cfg.model.init_from} is not a POLAR reward (reward.json kind is not 'polar')")
+    return folder
+
+
+def build_model(cfg: Config, init_folder=None):
+    """(model, tokenizer): the pretrained POLAR reward in ``init_folder`` (see ``pretrained_folder``) for
+    fine-tuning, else the backbone with the special tokens added, the embeddings resized and a zero-initialised head."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from rewardlab.models.scalar_head import build_scalar_rm, freeze_bottom
 
     m = cfg.model
-    if m.init_from:
-        from rewardlab import rewards
-
-        source = m.init_from
-        if source.startswith(rewards.MLFLOW_SCHEMES):
-            from rewardlab import tracking
-
-            folder = rewards.find_reward_folder(tracking.download(source))
-        else:
-            folder = rewards.find_reward_folder(Path(source))
-        if rewards.read_reward_json(folder)["kind"] != "polar":
-            raise DataError(f"model.init_from: {source} is not a POLAR reward (reward.json kind is not 'polar')")
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=1, dtype=getattr(torch, m.dtype))
+    if init_folder is not None:
+        tokenizer = AutoTokenizer.from_pretrained(str(init_folder))
+        model = AutoModelForSequenceClassification.from_pretrained(str(init_folder), num_labels=1, dtype=getattr(torch, m.dtype))
         freeze_bottom(model, m.freeze_layers)
         return model, tokenizer
     tokenizer = backbones.load_tokenizer(m.backbone)
@@ -253,49 +245,51 @@ def format_polar_report(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) -> dict:
-    """Pretrain or fine-tune, evaluate (discrimination and preference accuracy), log to MLflow, register."""
+def load(cfg: Config) -> dict:
+    """The pool's triplets and the reference pairs (train, test, shifted), both built before the run opens."""
+    _, _, triplets = pool_triplets(cfg.pool, cfg.seed)
+    train_pairs, test, source, shifted = reference_pairs(cfg.data, cfg.seed)
+    return {"triplets": triplets, "train": train_pairs, "test": test, "source": source, "shifted": shifted,
+            "init_folder": pretrained_folder(cfg)}
+
+
+def datasets(cfg: Config, data: dict) -> list:
+    from rewardlab.data import find_card
+
+    if cfg.stage == "pretrain":
+        out = [DatasetInput(data["triplets"].train, "policy-triplets-train", "training", "policy-trajectories",
+                            find_card("policy-trajectories").path)]
+    else:
+        out = [DatasetInput(data["train"], "reference-pairs-train", "training", data["source"])]
+    out.append(DatasetInput(data["test"], "reference-pairs-test", "evaluation", data["source"]))
+    if data["shifted"]:
+        out.append(DatasetInput(data["shifted"], "reference-pairs-shifted", "evaluation", data["source"]))
+    return out
+
+
+def tags(cfg: Config, data: dict) -> dict:
+    return {"stage": cfg.stage}
+
+
+def fit(cfg: Config, data: dict, job: Job) -> Fitted:
+    """Pretrain or fine-tune, then evaluate discrimination and preference accuracy beside the baselines."""
     from transformers import set_seed
 
-    from rewardlab import tracking
-
-    out = cfg.out()
-    resume_id, checkpoint = resume_point(out, resume)
-    _, _, triplets = pool_triplets(cfg.pool, cfg.seed)
-    pref_train, pref_test, pref_source, pref_shifted = reference_pairs(cfg.data, cfg.seed)
     set_seed(cfg.seed)
-    model, tokenizer = build_model(cfg)
+    model, tokenizer = build_model(cfg, data["init_folder"])
     m = cfg.model
     if cfg.stage == "pretrain":
-        train_rows, dataset = triplets.train, tokenize_triplets(triplets.train, tokenizer, m.max_length, "positive", "negative")
+        train_rows, dataset = data["triplets"].train, tokenize_triplets(data["triplets"].train, tokenizer, m.max_length, "positive", "negative")
     else:
-        train_rows, dataset = pref_train, tokenize_triplets(pref_train, tokenizer, m.max_length, "chosen", "rejected")
-    with tracked_run(cfg, recipe_text, resume_id, {"stage": cfg.stage}) as run:
-        if not resume:
-            if cfg.stage == "pretrain":
-                from rewardlab.data import find_card
-
-                run.log_dataset(train_rows, "policy-triplets-train", find_card("policy-trajectories").path, "training", "policy-trajectories")
-            else:
-                run.log_dataset(train_rows, "reference-pairs-train", None, "training", pref_source)
-            run.log_dataset(pref_test, "reference-pairs-test", None, "evaluation", pref_source)
-            if pref_shifted:
-                run.log_dataset(pref_shifted, "reference-pairs-shifted", None, "evaluation", pref_source)
-        trainer = reward_trainer(model, tokenizer, dataset, cfg.train, out / "checkpoints", m.max_length, cfg.seed,
-                                 [run.trainer_callback(), *callbacks])
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        if not tracking.is_main_process():
-            return {"run_id": None, "global_step": trainer.state.global_step}
-        folder = PolarReward.save(trainer.model, tokenizer, out / "reward", m.max_length, backbone=m.backbone, recipe=cfg.name,
-                                  stage=cfg.stage, init_from=m.init_from)
-        reward = PolarReward(trainer.model, tokenizer, m.max_length, batch_size=cfg.train.eval_batch_size)
-        metrics = {**evaluate_polar(reward, triplets, pref_test, pref_shifted), "train_rows": len(train_rows)}
-        step = trainer.state.global_step
-        run.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step=step)
-        model_uri = run.log_reward_model(folder, cfg.name if cfg.tracking.register_model else None)
-        run.set_tags({"model_uri": model_uri})
-        (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, "model_uri": model_uri, **metrics}, indent=2))
-    print(format_polar_report(metrics))
-    print(run.summary(folder, model_uri), flush=True)
-    return {"run_id": run.run_id, "model_uri": model_uri, "output_dir": str(out), "metrics": metrics,
-            "log_history": trainer.state.log_history, "global_step": step}
+        train_rows, dataset = data["train"], tokenize_triplets(data["train"], tokenizer, m.max_length, "chosen", "rejected")
+    trainer = reward_trainer(model, tokenizer, dataset, cfg.train, job.out / "checkpoints", m.max_length, cfg.seed,
+                             [job.run.trainer_callback(), *job.callbacks])
+    train(trainer, job)
+    extra = {"log_history": trainer.state.log_history, "global_step": trainer.state.global_step}
+    if not is_main_process():
+        return Fitted(None, extra=extra)
+    folder = PolarReward.save(trainer.model, tokenizer, job.out / "reward", m.max_length, backbone=m.backbone, recipe=cfg.name,
+                              stage=cfg.stage, init_from=m.init_from)
+    reward = PolarReward(trainer.model, tokenizer, m.max_length, batch_size=cfg.train.eval_batch_size)
+    metrics = {**evaluate_polar(reward, data["triplets"], data["test"], data["shifted"]), "train_rows": len(train_rows)}
+    return Fitted(folder, metrics, report=format_polar_report(metrics), step=trainer.state.global_step, extra=extra)

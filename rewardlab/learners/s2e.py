@@ -24,7 +24,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from rewardlab.tracking import RecipeBase, save_run_state
+from rewardlab.learners import DatasetInput, Fitted, Job
+from rewardlab.tracking import RecipeBase
 
 ARMS = ("none", "s2e", "ground_truth")
 
@@ -438,69 +439,74 @@ def curves_figure(results: list[dict], domain: str, target: float):
     return fig
 
 
-def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) -> dict:
-    """Build the data, train and evaluate the embedding, save the reward, then run the RL arms; ``callbacks`` are
-    called with the RL results so far after every arm's run."""
-    from rewardlab import tracking
-    from rewardlab.data import find_card
-    from rewardlab.data.concepts import ALL_CONCEPT_SETS, explain
+#: no checkpoints yet: --resume says to run it again
+RESUMABLE = False
+
+
+def load(cfg: Config) -> dict:
+    """Build (or read from the cache) the explanation dataset and split it."""
     from rewardlab.data.loaders import builder_config
     from rewardlab.data.s2e_dataset import S2EDatasetConfig, build
-    from rewardlab.rewards.concept import ConceptShapingReward
 
-    if resume:
-        raise ValueError("s2e keeps no checkpoints to resume from; run the recipe again")
     data_cfg = builder_config(S2EDatasetConfig, cfg.data, "data")
-    domain = data_cfg.domain
     t0 = time.perf_counter()
     rows = build(data_cfg)
-    build_seconds = time.perf_counter() - t0
-    train_rows = [r for r in rows if r["split"] == "train"]
-    test_rows = [r for r in rows if r["split"] == "test"]
-    train = transition_arrays(train_rows, domain, mirror=cfg.embedding.mirror)
-    test = transition_arrays(test_rows, domain)
-    out = cfg.out()
-    with tracking.start_run(cfg.tracking, cfg.name, tags={"learner": cfg.learner, "domain": domain}) as run:
-        save_run_state(out, run.run_id, run.uri)
-        run.log_params(cfg.model_dump(mode="json"))
-        if recipe_text:
-            run.log_text(recipe_text, "recipe.yaml")
-        card = find_card("s2e-explanations").path
-        run.log_dataset(train_rows, f"s2e-explanations-{domain}-train", card, "training", "rewardlab builder s2e-explanations")
-        run.log_dataset(test_rows, f"s2e-explanations-{domain}-test", card, "evaluation", "rewardlab builder s2e-explanations")
-        t0 = time.perf_counter()
-        embedder, history = train_embedding(cfg, domain, train, test, run)
-        embed_seconds = time.perf_counter() - t0
-        explanations = [explain(s, domain) for s in ALL_CONCEPT_SETS[domain]]
-        final = evaluate_embedding(embedder, test, explanations)
-        counts = np.bincount(train["truth"], minlength=len(explanations))
-        metrics = {k: v for k, v in final.items() if k.startswith("recall")}
-        metrics |= {"chance_recall_at_1": 1.0 / len(explanations),
-                    "majority_recall_at_1": float((test["truth"] == counts.argmax()).mean()),
-                    "test_transitions": float(len(test["truth"])), "train_transitions": float(len(train["truth"])),
-                    "candidates": float(len(explanations)), "embedding_seconds": embed_seconds, "dataset_seconds": build_seconds}
-        metrics |= concept_report(final["predicted"], test["truth"], domain)
-        run.log_metrics({f"eval/{k}": v for k, v in metrics.items()})
-        print(f"S2E embedding ({domain}): held-out Recall@1 {metrics['recall_at_1']:.3f}, @2 {metrics['recall_at_2']:.3f}, "
-              f"@3 {metrics['recall_at_3']:.3f} over {len(explanations)} explanations (chance {metrics['chance_recall_at_1']:.3f}, "
-              f"most frequent explanation {metrics['majority_recall_at_1']:.3f}); {len(test['truth'])} test transitions", flush=True)
-        folder = ConceptShapingReward.save(embedder, out / "reward", recipe=cfg.name, recall_at_1=metrics["recall_at_1"])
-        learned = ConceptShapingReward.from_folder(folder)
-        model_uri = run.log_reward_model(folder, cfg.name if cfg.tracking.register_model else None)
-        results, summary = [], {}
-        if cfg.rl.enabled:
-            results = run_arms(cfg, domain, learned, run, on_result=callbacks)
-            summary = summarise(results, cfg.rl.total_steps)
-            for name, s in summary.items():
-                run.log_metrics({f"rl/{name}/{k}": float(v) for k, v in s.items() if v is not None})
-            run.log_figure(curves_figure(results, domain, cfg.target(domain)), "plots/learning_curves.png")
-            for name, s in summary.items():
-                reached = f"{s['steps_to_target_mean']:.0f} steps" if s["reached"] else "never"
-                print(f"{name}: final true return {s['final_return_mean']:.2f} +- {s['final_return_std']:.2f}, area under the "
-                      f"curve {s['auc_mean_return']:.2f} +- {s['auc_mean_return_std']:.2f} ({s['seeds']} seeds); "
-                      f"return >= {cfg.target(domain)} reached by {s['reached']}/{s['seeds']} ({reached})", flush=True)
-        (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, "model_uri": model_uri, "metrics": metrics,
-                                                   "embedding_history": history, "rl": summary}, indent=2))
-        (out / "rl_curves.json").write_text(json.dumps(results, indent=1))
-    print(run.summary(folder, model_uri), flush=True)
-    return {"run_id": run.run_id, "model_uri": model_uri, "output_dir": str(out), "metrics": metrics, "rl": summary, "results": results}
+    return {"domain": data_cfg.domain, "seconds": time.perf_counter() - t0, "train": [r for r in rows if r["split"] == "train"],
+            "test": [r for r in rows if r["split"] == "test"]}
+
+
+def datasets(cfg: Config, data: dict) -> list:
+    from rewardlab.data import find_card
+
+    card, domain, source = find_card("s2e-explanations").path, data["domain"], "rewardlab builder s2e-explanations"
+    return [DatasetInput(data["train"], f"s2e-explanations-{domain}-train", "training", source, card),
+            DatasetInput(data["test"], f"s2e-explanations-{domain}-test", "evaluation", source, card)]
+
+
+def tags(cfg: Config, data: dict) -> dict:
+    return {"domain": data["domain"]}
+
+
+def fit(cfg: Config, data: dict, job: Job) -> Fitted:
+    """Train and evaluate the embedding, save and register the reward, then run the RL arms; ``job.callbacks``
+    are called with the RL results so far after every arm's run."""
+    from rewardlab.data.concepts import ALL_CONCEPT_SETS, explain
+    from rewardlab.rewards.concept import ConceptShapingReward
+
+    domain, run, out = data["domain"], job.run, job.out
+    train = transition_arrays(data["train"], domain, mirror=cfg.embedding.mirror)
+    test = transition_arrays(data["test"], domain)
+    t0 = time.perf_counter()
+    embedder, history = train_embedding(cfg, domain, train, test, run)
+    embed_seconds = time.perf_counter() - t0
+    explanations = [explain(s, domain) for s in ALL_CONCEPT_SETS[domain]]
+    final = evaluate_embedding(embedder, test, explanations)
+    counts = np.bincount(train["truth"], minlength=len(explanations))
+    metrics = {k: v for k, v in final.items() if k.startswith("recall")}
+    metrics |= {"chance_recall_at_1": 1.0 / len(explanations),
+                "majority_recall_at_1": float((test["truth"] == counts.argmax()).mean()),
+                "test_transitions": float(len(test["truth"])), "train_transitions": float(len(train["truth"])),
+                "candidates": float(len(explanations)), "embedding_seconds": embed_seconds, "dataset_seconds": data["seconds"]}
+    metrics |= concept_report(final["predicted"], test["truth"], domain)
+    run.log_metrics({f"eval/{k}": v for k, v in metrics.items()})
+    print(f"S2E embedding ({domain}): held-out Recall@1 {metrics['recall_at_1']:.3f}, @2 {metrics['recall_at_2']:.3f}, "
+          f"@3 {metrics['recall_at_3']:.3f} over {len(explanations)} explanations (chance {metrics['chance_recall_at_1']:.3f}, "
+          f"most frequent explanation {metrics['majority_recall_at_1']:.3f}); {len(test['truth'])} test transitions", flush=True)
+    folder = ConceptShapingReward.save(embedder, out / "reward", recipe=cfg.name, recall_at_1=metrics["recall_at_1"])
+    learned = ConceptShapingReward.from_folder(folder)
+    job.register(folder)  # before the RL arms, which take far longer than the embedding
+    results, summary, figures, lines = [], {}, {}, []
+    if cfg.rl.enabled:
+        results = run_arms(cfg, domain, learned, run, on_result=job.callbacks)
+        summary = summarise(results, cfg.rl.total_steps)
+        for name, s in summary.items():
+            run.log_metrics({f"rl/{name}/{k}": float(v) for k, v in s.items() if v is not None})
+        figures["plots/learning_curves.png"] = curves_figure(results, domain, cfg.target(domain))
+        for name, s in summary.items():
+            reached = f"{s['steps_to_target_mean']:.0f} steps" if s["reached"] else "never"
+            lines.append(f"{name}: final true return {s['final_return_mean']:.2f} +- {s['final_return_std']:.2f}, area under the "
+                         f"curve {s['auc_mean_return']:.2f} +- {s['auc_mean_return_std']:.2f} ({s['seeds']} seeds); "
+                         f"return >= {cfg.target(domain)} reached by {s['reached']}/{s['seeds']} ({reached})")
+    (out / "rl_curves.json").write_text(json.dumps(results, indent=1))
+    return Fitted(folder, metrics, figures, "\n".join(lines), record={"metrics": metrics, "embedding_history": history, "rl": summary},
+                  extra={"rl": summary, "results": results})

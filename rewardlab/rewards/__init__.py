@@ -31,6 +31,7 @@ __all__ = [
     "kinds",
     "load",
     "modality",
+    "resolve_folder",
     "register",
     "write_reward_json",
 ]
@@ -60,14 +61,19 @@ def load(uri: str | Path, **kwargs):
         from rewardlab.rewards.remote import connect
 
         return connect(text, **kwargs)
+    folder = resolve_folder(text)
+    meta = read_reward_json(folder)
+    return class_for(meta["kind"]).from_folder(folder, **kwargs)
+
+
+def resolve_folder(uri: str | Path) -> Path:
+    """The local reward folder (the one holding ``reward.json``) of a folder path or an MLflow URI (downloaded)."""
+    text = str(uri)
     if text.startswith(MLFLOW_SCHEMES):
         from rewardlab import tracking
 
-        folder = find_reward_folder(tracking.download(text))
-    else:
-        folder = Path(text)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{text}: not a folder and not an MLflow URI (models:/..., runs:/...)")
-        folder = find_reward_folder(folder)
-    meta = read_reward_json(folder)
-    return class_for(meta["kind"]).from_folder(folder, **kwargs)
+        return find_reward_folder(tracking.download(text))
+    folder = Path(text)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{text}: not a folder and not an MLflow URI (models:/..., runs:/...)")
+    return find_reward_folder(folder)

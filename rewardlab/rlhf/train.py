@@ -273,7 +273,9 @@ def run(cfg: Config, recipe_text: str = "", resume: bool = False, callbacks=()) 
     from transformers import set_seed
 
     if resume:
-        raise ValueError("rlhf recipes keep no checkpoints to resume from; run the recipe again")
+        from rewardlab.tracking import ResumeError
+
+        raise ResumeError("--resume: rlhf recipes keep no checkpoints to resume from; run the recipe again")
     set_seed(cfg.seed)
     train_rows, eval_rows = math_prompts(cfg.data)
     funcs = [f if hasattr(f, "last") else _Recorded(f) for f in reward_functions(cfg.rewards, cfg.train.num_generations, cfg.seed)]

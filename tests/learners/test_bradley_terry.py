@@ -8,7 +8,7 @@ import json
 import pytest
 from transformers import TrainerCallback
 
-from rewardlab import recipes, rewards, tracking
+from rewardlab import learners, recipes, rewards, tracking
 from rewardlab.data import load_preferences
 from rewardlab.learners import bradley_terry
 from rewardlab.tracking import ResumeError
@@ -33,7 +33,7 @@ SMALL = [
 @pytest.fixture(scope="module")
 def trained(module_workdir):
     config, text, _ = recipes.load("quickstart", [*SMALL, "train.epochs=4", "model.freeze_layers=0"])
-    result = bradley_terry.run(config, recipe_text=text)
+    result = learners.train(config, recipe_text=text)
     # held-out samples, for score comparisons below (the eval capped pairs only)
     result["samples"] = load_preferences(config.data).test_samples[:12]
     return result
@@ -129,9 +129,9 @@ def test_crash_is_logged_failed_and_resume_continues_the_same_run(workdir):
     overrides = [*SMALL, "name=bt-resume", "train.max_steps=6", "train.save_steps=2", "model.freeze_layers=4"]
     config, text, _ = recipes.load("quickstart", overrides)
     with pytest.raises(ResumeError, match="run.json does not exist"):
-        bradley_terry.run(config, resume=True)
+        learners.train(config, resume=True)
     with pytest.raises(RuntimeError, match="simulated crash at step 5"):
-        bradley_terry.run(config, recipe_text=text, callbacks=[CrashAt(5)])
+        learners.train(config, recipe_text=text, callbacks=[CrashAt(5)])
     run_id = json.loads((config.out() / "run.json").read_text())["run_id"]
     crashed = tracking.get_run_data(run_id)
     assert crashed.info.status == "FAILED"
@@ -139,12 +139,23 @@ def test_crash_is_logged_failed_and_resume_continues_the_same_run(workdir):
     assert "error.txt" in tracking.list_artifacts(run_id)
     assert [s for s, _ in tracking.metric_history(run_id, "loss")] == [1, 2, 3, 4]  # logged before the crash: kept
 
-    resumed = bradley_terry.run(config, recipe_text=text, resume=True)
+    changed, _, _ = recipes.load("quickstart", [*overrides, "train.learning_rate=0.001"])
+    with pytest.raises(ResumeError, match=rf"train.learning_rate: logged '{config.train.learning_rate}', now '0.001'.*--allow-changed"):
+        learners.train(changed, resume=True)  # MLflow would show the old value while training used the new one
+    assert [s for s, _ in tracking.metric_history(run_id, "loss")] == [1, 2, 3, 4]  # refused before anything ran
+
+    resumed = learners.train(config, recipe_text=text, resume=True)
     assert resumed["run_id"] == run_id
     assert resumed["global_step"] == 6
     steps = [s for s, _ in tracking.metric_history(run_id, "loss")]
     assert steps[-2:] == [5, 6] and steps.count(3) == 1  # continued from checkpoint-4: steps 1-2 not redone
     assert tracking.get_run_data(run_id).info.status == "FINISHED"
+
+    with tracking.tracked_run(changed, "", run_id, allow_changed=True):  # the explicit flag: recorded, not silent
+        pass
+    data = tracking.get_run_data(run_id).data
+    assert data.tags["resume_changed"] == "train.learning_rate" and data.params["train.learning_rate"] == str(config.train.learning_rate)
+    assert "resume_changes.json" in tracking.list_artifacts(run_id)
 
 
 def test_smollm2_backbone_trains_and_scores(workdir):
@@ -155,7 +166,7 @@ def test_smollm2_backbone_trains_and_scores(workdir):
         "model.max_length=96", "tracking.register_model=false",
     ]
     config, text, _ = recipes.load("quickstart", overrides)
-    result = bradley_terry.run(config, recipe_text=text)
+    result = learners.train(config, recipe_text=text)
     losses = [h["loss"] for h in result["log_history"] if "loss" in h]
     assert len(losses) == 8 and sum(losses[-2:]) / 2 < sum(losses[:2]) / 2
     reward = rewards.load(f"{result['output_dir']}/reward")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from rewardlab import backbones, recipes, rewards
+from rewardlab import backbones, learners, recipes, rewards
 from rewardlab.data import DataError
 from rewardlab.learners import goal_contrastive as goal
 from rewardlab.rewards.goal import GoalTextReward, filter_vote, majority
@@ -104,7 +104,7 @@ def test_the_contrastive_term_alone_falls_when_trained_through_the_head_inputs()
 @pytest.fixture(scope="module")
 def trained(module_workdir):
     config, text, _ = recipes.load("goal_rm", FAST)
-    return config, goal.run(config, recipe_text=text)
+    return config, learners.train(config, recipe_text=text)
 
 
 def test_loss_falls_and_the_run_reports_q_metrics(trained):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from rewardlab import recipes, rewards, tracking
+from rewardlab import learners, recipes, rewards, tracking
 from rewardlab.learners import lipschitz_gail as lg
 from rewardlab.models.discriminator import imitation_reward
 
@@ -18,7 +18,7 @@ FAST = ["agent.total_steps=1600", "agent.learning_starts=400", "eval.every=800",
 @pytest.fixture(scope="module")
 def trained(module_workdir):
     config, text, _ = recipes.load("gail_pendulum", FAST)
-    return lg.run(config, recipe_text=text), config
+    return learners.train(config, recipe_text=text), config
 
 
 def test_relabelling_reads_the_current_discriminator_not_the_stored_reward():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rewardlab import recipes, rewards
+from rewardlab import learners, recipes, rewards
 from rewardlab.data import DataError
 from rewardlab.learners import polar
 
@@ -25,7 +25,7 @@ FAST = ["model.freeze_layers=28", "model.max_length=128", "train.batch_size=8", 
 @pytest.fixture(scope="module")
 def pretrained(module_workdir):
     config, text, _ = recipes.load("polar_pretrain", POOL + FAST + ["train.max_steps=12", "pool.max_eval_triplets=32"])
-    return polar.run(config, recipe_text=text)
+    return learners.train(config, recipe_text=text)
 
 
 def test_pretraining_loss_falls_and_discrimination_beats_chance(pretrained):
@@ -48,7 +48,7 @@ def test_finetune_starts_from_the_pretrained_model_uri(pretrained, module_workdi
     args = (["What is 2 + 3?", "Explain tea to a beginner."], ["5", "Tea is a drink."], ["2 + 3 = 5.", "Tea is brewed leaves."])
     assert start.score(*args) == pytest.approx(reward.score(*args), abs=1e-4)
     assert len(set(reward.score(*args))) == 2  # not the zero head any more
-    tuned = polar.run(config, recipe_text=text)
+    tuned = learners.train(config, recipe_text=text)
     assert tuned["model_uri"] == "models:/polar-finetune/1"
     assert tuned["metrics"]["train_rows"] == 24 and 0.0 <= tuned["metrics"]["preference_acc_with_reference"] <= 1.0
     assert 0.0 <= tuned["metrics"]["preference_acc_reference_not_chosen"] <= 1.0

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from rewardlab import recipes, rewards, tracking
+from rewardlab import learners, recipes, rewards, tracking
 from rewardlab.data.concepts import parse_board
 from rewardlab.learners import s2e
 from rewardlab.rewards import ConceptShapingReward
@@ -82,7 +82,7 @@ def connect4_run(module_workdir):
     config, text, _ = recipes.load("s2e_connect4", [
         "data.episodes=40", "embedding.epochs=2", "rl.total_steps=1024", "rl.eval_every=512", "rl.eval_episodes=10",
         "rl.opponents=[random]", "rl.agent.kwargs={n_steps: 256, batch_size: 64}"])
-    return s2e.run(config, recipe_text=text)
+    return learners.train(config, recipe_text=text)
 
 
 def test_recipe_trains_the_embedding_runs_three_arms_and_tracks_everything(connect4_run):

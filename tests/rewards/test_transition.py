@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rewardlab import recipes, rewards, tracking
+from rewardlab import learners, recipes, rewards, tracking
 from rewardlab.learners import transition_regression
 
 
 @pytest.fixture(scope="module")
 def trained(module_workdir):
     config, text, _ = recipes.load("pendulum_reward", ["train.epochs=25"])
-    return transition_regression.run(config, recipe_text=text)
+    return learners.train(config, recipe_text=text)
 
 
 def test_regression_reward_fits_the_true_reward(trained):

@@ -1,0 +1,169 @@
+"""What the text learners share, below all of them: the model and train sections of their recipes, the mapping of
+those sections onto TRL's ``RewardConfig``, the RewardTrainer factory and the tokenisation of preference rows.
+
+Every learner whose loss is -log sigma(r(chosen) - r(rejected)) (Bradley-Terry, the goal-conditioned RM, POLAR)
+trains through ``reward_trainer``; one that adds a term passes its RewardTrainer subclass and a collator for its
+extra columns. No learner imports another learner: they import this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rewardlab import backbones
+
+
+class ModelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    backbone: str = backbones.SMOLLM2  # embedded:smollm2-135m-instruct, embedded:minilm-l6, a hub id or a path
+    max_length: int = Field(256, gt=8)  # tokens per (prompt, response); longer inputs are cut from the left
+    template: Literal["chat", "plain"] = "chat"  # chat: the tokenizer's chat template; plain: "prompt\nresponse", fewer tokens
+    freeze_layers: int = Field(0, ge=0)  # freeze embeddings + the first N blocks: faster, less memory, less capacity
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    attn_implementation: str | None = None  # e.g. "flash_attention_2" with the [gpu] extra; None lets transformers pick
+
+
+class TrainConfig(BaseModel):
+    """Training knobs. Each maps onto one field of TRL's RewardConfig (``TRL_FIELDS``); ``trl`` sets any other."""
+
+    model_config = ConfigDict(extra="forbid")
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = -1  # > 0 overrides epochs
+    batch_size: int = Field(8, ge=1)  # pairs per device per step
+    grad_accum: int = Field(1, ge=1)
+    learning_rate: float = Field(1e-5, gt=0)
+    weight_decay: float = 0.0
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    lr_scheduler: str = "linear"
+    center_rewards_coefficient: float | None = None  # Eisenstein et al. 2023; TRL recommends 0.01
+    gradient_checkpointing: bool = False  # True saves activation memory at ~30% more compute
+    group_by_length: bool = True  # batches of similar length pad less; False samples uniformly
+    bf16: bool = False  # mixed precision; worth it on GPUs with bf16, usually slower on CPU
+    logging_steps: int = Field(5, ge=1)
+    save_steps: int = Field(50, ge=1)  # checkpoint cadence, for --resume
+    eval_batch_size: int = Field(32, ge=1)
+    # Any other RewardConfig / TrainingArguments field, passed through as it is (e.g. {optim: adamw_torch_fused,
+    # deepspeed: ds.json}); a name RewardConfig does not have is an error when training starts.
+    trl: dict = {}
+
+
+#: recipe ``train`` field -> TRL RewardConfig field. transformers 5 takes a float ``warmup_steps`` below 1 as a ratio
+#: of the total steps, and ``train_sampling_strategy`` replaced ``group_by_length``.
+TRL_FIELDS: dict[str, str | Callable] = {
+    "epochs": "num_train_epochs",
+    "max_steps": "max_steps",
+    "batch_size": "per_device_train_batch_size",
+    "eval_batch_size": "per_device_eval_batch_size",
+    "grad_accum": "gradient_accumulation_steps",
+    "learning_rate": "learning_rate",
+    "weight_decay": "weight_decay",
+    "warmup_ratio": "warmup_steps",
+    "lr_scheduler": "lr_scheduler_type",
+    "center_rewards_coefficient": "center_rewards_coefficient",
+    "gradient_checkpointing": "gradient_checkpointing",
+    "group_by_length": lambda on: {"train_sampling_strategy": "group_by_length" if on else "random"},
+    "bf16": "bf16",
+    "logging_steps": "logging_steps",
+    "save_steps": "save_steps",
+}
+
+#: what rewardlab fixes whatever the recipe says: its own MLflow logging, checkpoints that --resume can continue
+#: from (optimizer and scheduler included), and every dataset column kept for the collator and the sampler.
+FIXED = {"save_strategy": "steps", "save_total_limit": 1, "save_only_model": False, "report_to": "none", "dataloader_num_workers": 0}
+
+
+def reward_config(t: TrainConfig, output_dir, max_length: int, seed: int):
+    """TRL's RewardConfig for a recipe's train section (``TRL_FIELDS``, then ``FIXED``, then ``t.trl``)."""
+    import dataclasses
+
+    import torch
+    from trl import RewardConfig
+
+    kwargs: dict = {}
+    for name, target in TRL_FIELDS.items():
+        value = getattr(t, name)
+        kwargs.update(target(value) if callable(target) else {target: value})
+    known = {f.name for f in dataclasses.fields(RewardConfig)}
+    unknown = sorted(set(t.trl) - known)
+    if unknown:
+        from rewardlab.data.cards import DataError
+
+        raise DataError(f"train.trl: RewardConfig has no field {', '.join(unknown)} (see TRL's RewardConfig and transformers' "
+                        "TrainingArguments for the names)")
+    # Without use_cpu, a CPU-only torchrun launch trains one full copy per process instead of DDP (gloo).
+    return RewardConfig(output_dir=str(output_dir), use_cpu=not torch.cuda.is_available(), max_length=max_length, seed=seed,
+                        data_seed=seed, **kwargs, **FIXED, **t.trl)
+
+
+def reward_trainer(model, tokenizer, train_dataset, t: TrainConfig, output_dir, max_length: int, seed: int, callbacks=(),
+                   trainer_class=None, data_collator=None, **trainer_kwargs):
+    """A TRL RewardTrainer on pre-tokenized ``chosen_ids``/``rejected_ids`` (+ ``length``) rows, from the recipe's
+    train section. A learner that adds a loss term passes its RewardTrainer subclass (``trainer_class``, built
+    with ``trainer_kwargs``) and a collator for its extra columns."""
+    from trl import RewardTrainer
+
+    class _Trainer(trainer_class or RewardTrainer):
+        # Keep every dataset column (length, a learner's extras) through column pruning: the length-grouped
+        # sampler and the collator read them.
+        def _set_signature_columns_if_needed(self):
+            if self._signature_columns is None:
+                self._signature_columns = ["margin", *train_dataset.column_names]
+
+    args = reward_config(t, output_dir, max_length, seed)
+    return _Trainer(model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer, callbacks=list(callbacks),
+                    data_collator=data_collator, **trainer_kwargs)
+
+
+def preference_dataset(rows: Iterable[dict], encode: Callable[[dict, str], tuple], good: str = "chosen", bad: str = "rejected",
+                       starts: bool = False):
+    """A datasets.Dataset in TRL's pre-tokenized format: ``chosen_ids`` = encode(row, good), ``rejected_ids`` =
+    encode(row, bad), ``length`` (the longer of the two, for length grouping), and with ``starts`` the index of
+    each side's first response token (``chosen_start``/``rejected_start``).
+
+    ``encode(row, side)`` returns ``(ids, ...)``, or ``(ids, cut, start)`` when ``starts`` is set."""
+    from datasets import Dataset
+
+    cols: dict[str, list] = {"chosen_ids": [], "rejected_ids": [], "length": []}
+    if starts:
+        cols |= {"chosen_start": [], "rejected_start": []}
+    for row in rows:
+        c, r = encode(row, good), encode(row, bad)
+        cols["chosen_ids"].append(c[0])
+        cols["rejected_ids"].append(r[0])
+        cols["length"].append(max(len(c[0]), len(r[0])))
+        if starts:
+            cols["chosen_start"].append(c[2])
+            cols["rejected_start"].append(r[2])
+    return Dataset.from_dict(cols)
+
+
+def scalar_model(cfg_model: ModelConfig, tokenizer, seed: int):
+    """The backbone with a new scalar head, seeded first (the head is initialised here, before Trainer seeds)."""
+    from transformers import set_seed
+
+    from rewardlab.models.scalar_head import build_scalar_rm
+
+    set_seed(seed)
+    m = cfg_model
+    return build_scalar_rm(m.backbone, tokenizer, m.freeze_layers, m.dtype, m.attn_implementation)
+
+
+def text_datasets(data, with_train: bool = True) -> list:
+    """The MLflow dataset inputs of a text learner: its train pairs (with the card), and the test and shifted
+    pairs and samples as evaluation inputs."""
+    from rewardlab.learners import DatasetInput
+
+    out = [DatasetInput(data.train_pairs, f"{data.name}-train-pairs", "training", data.source, data.card.path)] if with_train else []
+    for rows, what in ((data.test_pairs, "test-pairs"), (data.test_samples, "test-samples"), (data.shifted_pairs, "shifted-pairs"),
+                       (data.shifted_samples, "shifted-samples")):
+        if rows:
+            out.append(DatasetInput(rows, f"{data.name}-{what}", "evaluation", data.source))
+    return out
+
+
+def train(trainer, job) -> None:
+    """``trainer.train()``, from the job's checkpoint on --resume."""
+    trainer.train(resume_from_checkpoint=str(job.checkpoint) if job.checkpoint else None)
