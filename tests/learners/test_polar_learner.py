@@ -43,7 +43,7 @@ def test_finetune_starts_from_the_pretrained_model_uri(pretrained, module_workdi
     )
     assert config.model.init_from == "models:/polar-pretrain/latest"
     # before its first step, the fine-tuning model scores exactly like the pretrained reward
-    model, tokenizer = polar.build_model(config)
+    model, tokenizer = polar.build_model(config, polar.pretrained_folder(config))
     start = rewards.PolarReward(model, tokenizer, config.model.max_length, device="cpu")
     args = (["What is 2 + 3?", "Explain tea to a beginner."], ["5", "Tea is a drink."], ["2 + 3 = 5.", "Tea is brewed leaves."])
     assert start.score(*args) == pytest.approx(reward.score(*args), abs=1e-4)
