@@ -17,6 +17,7 @@ import traceback
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -352,6 +353,92 @@ def tracked_run(cfg: RecipeBase, recipe_text: str, resume_id: str | None, tags: 
         if not resume_id and recipe_text:
             run.log_text(recipe_text, "recipe.yaml")
         yield run
+
+
+# The run skeleton of a learner: what every learner's training command does besides the method itself.
+
+
+@dataclass
+class DatasetInput:
+    """One MLflow dataset input of a run: its rows, name, context (training / evaluation), source and card."""
+
+    rows: list[dict]
+    name: str
+    context: str
+    source: str
+    card: str | Path | None = None
+
+
+@dataclass
+class Fitted:
+    """What a learner's ``fit`` returns. ``folder`` is None on the ranks of a multi-process run other than 0."""
+
+    folder: Path | None
+    metrics: dict[str, Any] = field(default_factory=dict)  # logged as eval/<key> at ``step``; written to eval.json
+    figures: dict[str, Any] = field(default_factory=dict)  # artifact path -> matplotlib figure
+    report: str = ""  # printed before the run summary
+    step: int | None = None
+    record: dict | None = None  # eval.json's body when it is not ``metrics`` (S2E nests its RL summary)
+    extra: dict = field(default_factory=dict)  # returned to the caller beside run_id, model_uri and metrics
+
+
+@dataclass
+class Job:
+    """A learner's handle on its run while ``fit`` works."""
+
+    cfg: Any
+    run: Any  # tracking.Run
+    checkpoint: Path | None
+    callbacks: tuple
+    model_uri: str | None = None
+    _registered: bool = False
+
+    @property
+    def out(self) -> Path:
+        return self.cfg.out()
+
+    @property
+    def resuming(self) -> bool:
+        return self.checkpoint is not None
+
+    def register(self, folder: Path) -> str | None:
+        """Log the reward folder as the run's model and register it (when the recipe says so); once per run."""
+        if not self._registered:
+            cfg = self.cfg
+            self.model_uri = self.run.log_reward_model(folder, cfg.name if cfg.tracking.register_model else None)
+            self.run.set_tags({"model_uri": self.model_uri})
+            self._registered = True
+        return self.model_uri
+
+
+def run_learner(module, cfg: RecipeBase, recipe_text: str = "", resume: bool = False, callbacks=(), allow_changed: bool = False) -> dict:
+    """Run a learner module (rewardlab.learners describes what it declares) end to end; returns run_id, model_uri,
+    output_dir, metrics and the learner's extras. ``allow_changed``: on --resume, a recipe value that differs from
+    the run's logged parameter is a logged warning instead of an error."""
+    out = cfg.out()
+    if resume and not getattr(module, "RESUMABLE", True):
+        raise ResumeError(f"--resume: the {cfg.learner} learner keeps no checkpoints to resume from; run the recipe again")
+    resume_id, checkpoint = resume_point(out, resume)
+    data = module.load(cfg)
+    tags = module.tags(cfg, data) if hasattr(module, "tags") else {}
+    with tracked_run(cfg, recipe_text, resume_id, tags, allow_changed=allow_changed) as run:
+        if not resume:
+            for d in module.datasets(cfg, data):
+                run.log_dataset(d.rows, d.name, d.card, d.context, d.source)
+        job = Job(cfg, run, checkpoint, tuple(callbacks))
+        fitted = module.fit(cfg, data, job)
+        if fitted.folder is None:  # another rank of a multi-process run: rank 0 saves, evaluates and logs
+            return {"run_id": None, **fitted.extra}
+        run.log_metrics({f"eval/{k}": v for k, v in fitted.metrics.items()}, step=fitted.step)
+        for path, fig in fitted.figures.items():
+            run.log_figure(fig, path)
+        model_uri = job.register(fitted.folder)
+        record = fitted.record if fitted.record is not None else fitted.metrics
+        (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, "model_uri": model_uri, **record}, indent=2))
+    if fitted.report:
+        print(fitted.report)
+    print(run.summary(fitted.folder, model_uri), flush=True)
+    return {"run_id": run.run_id, "model_uri": model_uri, "output_dir": str(out), "metrics": fitted.metrics, **fitted.extra}
 
 
 def get_run_data(run_id: str, uri: str | None = None):

@@ -18,11 +18,10 @@ from typing import Literal
 
 from rewardlab import backbones
 from rewardlab.data import PreferenceData, TextDataConfig, load_preferences
-from rewardlab.learners import Fitted, Job
-from rewardlab.learners.shared import ModelConfig, TrainConfig, preference_dataset, reward_trainer, scalar_model, text_datasets, train
+from rewardlab.tracking import Fitted, Job, RecipeBase, is_main_process
+from rewardlab.learners._trainer import ModelConfig, TrainConfig, preference_dataset, reward_trainer, scalar_model, text_datasets, train
 from rewardlab.rewards.evaluate import evaluate_splits, figures, format_report
 from rewardlab.rewards.text import ScalarTextReward, encode
-from rewardlab.tracking import RecipeBase, is_main_process
 
 
 class Config(RecipeBase):

@@ -26,9 +26,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab.data import DataError, PreferenceData, TextDataConfig, load_preferences
-from rewardlab.learners import Fitted, Job
-from rewardlab.learners.shared import ModelConfig, TrainConfig, preference_dataset, reward_trainer, scalar_model, text_datasets, train
-from rewardlab.tracking import RecipeBase, is_main_process
+from rewardlab.tracking import Fitted, Job, RecipeBase, is_main_process
+from rewardlab.learners._trainer import ModelConfig, TrainConfig, preference_dataset, reward_trainer, scalar_model, text_datasets, train
 from rewardlab.rewards.evaluate import auroc, evaluate_splits, figures, format_report
 from rewardlab.rewards.goal import GoalTextReward, filter_vote, goal_from_states, majority, min_q, q_from_states, q_rerank
 from rewardlab.rewards.text import encode_span

@@ -25,8 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab.data.transitions import absorbing_obs, scale_actions, to_absorbing, zero_absorbing_actions
-from rewardlab.learners import DatasetInput, Fitted, Job
-from rewardlab.tracking import RecipeBase
+from rewardlab.tracking import DatasetInput, Fitted, Job, RecipeBase
 
 
 class DemosConfig(BaseModel):

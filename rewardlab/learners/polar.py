@@ -12,7 +12,7 @@ zero-initialised linear head at the ``<reward>`` token (rewards/polar.py).
   (an MLflow URI or a folder); without it the backbone starts fresh, which is the paper's no-pretraining ablation.
 
 Both losses are the Bradley-Terry loss on (chosen, rejected) token sequences, so training runs through TRL's
-RewardTrainer (learners/shared.py, as the other text learners), and through accelerate for many devices.
+RewardTrainer (learners/_trainer.py, as the other text learners), and through accelerate for many devices.
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab import backbones
 from rewardlab.data import DataError, TextDataConfig, load_preferences
-from rewardlab.learners import DatasetInput, Fitted, Job
-from rewardlab.learners.shared import TrainConfig, preference_dataset, reward_trainer, train
-from rewardlab.tracking import RecipeBase, is_main_process
+from rewardlab.tracking import DatasetInput, Fitted, Job, RecipeBase, is_main_process
+from rewardlab.learners._trainer import TrainConfig, preference_dataset, reward_trainer, train
 from rewardlab.rewards.evaluate import score_unique
 from rewardlab.rewards.polar import PolarReward, add_polar_tokens, encode_triple
 

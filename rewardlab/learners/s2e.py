@@ -24,8 +24,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from rewardlab.learners import DatasetInput, Fitted, Job
-from rewardlab.tracking import RecipeBase
+from rewardlab.tracking import DatasetInput, Fitted, Job, RecipeBase
 
 ARMS = ("none", "s2e", "ground_truth")
 

@@ -11,8 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab.data import TransitionDataConfig, load_transitions
-from rewardlab.learners import DatasetInput, Fitted, Job
-from rewardlab.tracking import RecipeBase
+from rewardlab.tracking import DatasetInput, Fitted, Job, RecipeBase
 from rewardlab.models.mlp import TransitionMLP
 from rewardlab.rewards.transition import MLPTransitionReward
 

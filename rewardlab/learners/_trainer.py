@@ -154,7 +154,7 @@ def scalar_model(cfg_model: ModelConfig, tokenizer, seed: int):
 def text_datasets(data, with_train: bool = True) -> list:
     """The MLflow dataset inputs of a text learner: its train pairs (with the card), and the test and shifted
     pairs and samples as evaluation inputs."""
-    from rewardlab.learners import DatasetInput
+    from rewardlab.tracking import DatasetInput
 
     out = [DatasetInput(data.train_pairs, f"{data.name}-train-pairs", "training", data.source, data.card.path)] if with_train else []
     for rows, what in ((data.test_pairs, "test-pairs"), (data.test_samples, "test-samples"), (data.shifted_pairs, "shifted-pairs"),
