@@ -291,6 +291,10 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
         status, message, field, errors = _validation_errors(exc)
         return JSONResponse(error_body(status, message, field, errors=errors), status_code=status)
 
+    @app.exception_handler(RewardInputError)
+    async def _bad_input(request: Request, exc: RewardInputError):  # input the reward itself refuses (e.g. a missing reference)
+        return JSONResponse(error_body(422, str(exc)), status_code=422)
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
         return JSONResponse(error_body(exc.status, exc.message, exc.field, exc.kind), status_code=exc.status)
@@ -316,10 +320,7 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
     async def run_text(route: str, prompts, responses, references) -> tuple[list[float], list[int]]:
         need("text", route)
         key = references is not None
-        try:
-            scores, cut = await batcher.submit(key, (prompts, responses, references or []), len(prompts))
-        except RewardInputError as exc:
-            raise ApiError(422, str(exc)) from None
+        scores, cut = await batcher.submit(key, (prompts, responses, references or []), len(prompts))
         truncated = [i for i, c in enumerate(cut) if c]
         if truncated:
             metrics.truncated.inc(len(truncated))
@@ -357,10 +358,7 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
         need("transition", "/v1/score_transitions")
         obs, actions, next_obs, dones = req.arrays()
         key = (obs.shape[1:], actions.shape[1:])
-        try:
-            rewards = await batcher.submit(key, (obs, actions, next_obs, dones), len(obs))
-        except RewardInputError as exc:
-            raise ApiError(422, str(exc)) from None
+        rewards = await batcher.submit(key, (obs, actions, next_obs, dones), len(obs))
         metrics.items.labels("/v1/score_transitions").inc(len(rewards))
         return JSONResponse({"rewards": rewards})
 
@@ -381,10 +379,7 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
         except Exception as exc:  # pydantic.ValidationError
             raise RequestValidationError(getattr(exc, "errors", lambda: [])()) from None
         args = (req.prompts, req.responses, req.references) if mode == "text" else req.arrays()
-        try:
-            texts = await batcher.run_alone(reward.explain, *args)
-        except RewardInputError as exc:
-            raise ApiError(422, str(exc)) from None
+        texts = await batcher.run_alone(reward.explain, *args)
         return {"explanations": [str(t) for t in texts]}
 
     @app.post("/v1/q_values", summary="Per-token Q-values, for goal-conditioned rewards")
@@ -394,10 +389,7 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
         if not has_q:
             raise ApiError(404, f"this reward ({kind}) has no Q-values; /v1/q_values needs a goal-conditioned reward "
                            "(recipes/goal_rm.yaml)", kind="not_supported")
-        try:
-            values = await batcher.run_alone(reward.q_values, req.prompts, req.responses)
-        except RewardInputError as exc:
-            raise ApiError(422, str(exc)) from None
+        values = await batcher.run_alone(reward.q_values, req.prompts, req.responses)
         metrics.items.labels("/v1/q_values").inc(len(values))
         return {"q_values": [[float(x) for x in q] for q in values]}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from transformers import TrainerCallback
 
@@ -36,6 +37,7 @@ def trained(module_workdir):
     result = learners.train(config, recipe_text=text)
     # held-out samples, for score comparisons below (the eval capped pairs only)
     result["samples"] = load_preferences(config.data).test_samples[:12]
+    result["config"] = config
     return result
 
 
@@ -48,10 +50,28 @@ def test_training_steps_lower_the_loss(trained):
     assert sum(train_acc[-4:]) / 4 > 0.75  # the train pairs are being ranked right
 
 
-def test_eval_reports_length_baselines(trained):
-    m = trained["metrics"]
-    for key in ("pair_accuracy", "length_longer_pair_accuracy", "length_shorter_pair_accuracy", "auroc", "length_longer_auroc"):
-        assert 0.0 <= m[key] <= 1.0
+def test_eval_metrics_are_the_rewards_own_on_the_held_out_rows_beside_length(trained):
+    """Recomputed here from the loaded reward's scores and the rows' lengths, with sklearn's AUROC."""
+    from sklearn.metrics import roc_auc_score
+
+    m, data = trained["metrics"], load_preferences(trained["config"].data)
+    reward = rewards.load(trained["model_uri"])
+    pairs, samples = data.test_pairs, data.test_samples
+    assert m["n_pairs"] == len(pairs) == 24 and m["n_samples"] == len(samples) == 48
+
+    def ranked(good, bad):
+        good, bad = np.asarray(good, float), np.asarray(bad, float)
+        return float(np.mean((good > bad) + 0.5 * (good == bad)))
+
+    chosen = reward.score([p["prompt"] for p in pairs], [p["chosen"] for p in pairs])
+    rejected = reward.score([p["prompt"] for p in pairs], [p["rejected"] for p in pairs])
+    assert m["pair_accuracy"] == pytest.approx(ranked(chosen, rejected), abs=1e-9)
+    longer = ranked([len(p["chosen"]) for p in pairs], [len(p["rejected"]) for p in pairs])
+    assert m["length_longer_pair_accuracy"] == pytest.approx(longer) and m["length_shorter_pair_accuracy"] == pytest.approx(1 - longer)
+    labels = [int(s["correct"]) for s in samples]
+    scores = reward.score([s["prompt"] for s in samples], [s["response"] for s in samples])
+    assert m["auroc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-6)
+    assert m["length_longer_auroc"] == pytest.approx(roc_auc_score(labels, [len(s["response"]) for s in samples]))
     assert m["margin_over_length"] == pytest.approx(m["pair_accuracy"] - max(m["length_longer_pair_accuracy"], m["length_shorter_pair_accuracy"]))
 
 
@@ -182,4 +202,11 @@ def test_cli_eval_prints_reward_next_to_length_baselines(trained, capsys, tmp_pa
     out = capsys.readouterr().out
     assert "pairwise accuracy" in out and "AUROC vs correctness" in out and "longer" in out and "shorter" in out
     metrics = json.loads(out_json.read_text())
-    assert metrics["n_pairs"] == 12 and 0 <= metrics["pair_accuracy"] <= 1
+    assert metrics["n_pairs"] == 12
+    from rewardlab.data import TextDataConfig
+
+    pairs = load_preferences(TextDataConfig(name="math-answers", max_eval_pairs=12, max_eval_samples=12)).test_pairs  # as eval reads them
+    reward = rewards.load("models:/bt-test/1")
+    chosen = np.asarray(reward.score([p["prompt"] for p in pairs], [p["chosen"] for p in pairs]))
+    rejected = np.asarray(reward.score([p["prompt"] for p in pairs], [p["rejected"] for p in pairs]))
+    assert metrics["pair_accuracy"] == pytest.approx(float(np.mean((chosen > rejected) + 0.5 * (chosen == rejected))))

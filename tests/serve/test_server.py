@@ -313,8 +313,12 @@ def test_shutdown_lets_in_flight_requests_finish(text_folder):
 
     thread = threading.Thread(target=call)
     thread.start()
-    deadline = time.time() + 30
-    while server.metric("rewardlab_queue_pending") < 1 and time.time() < deadline:
+    # Poll the server's own gauge until the request is queued or being scored; never reaching it fails the test
+    # (the poll only waits, it decides nothing).
+    deadline = time.time() + 60
+    while server.metric("rewardlab_queue_pending") < 1:
+        assert time.time() < deadline, "the request never reached the server's queue"
+        assert thread.is_alive(), f"the request finished before it could be caught in flight: {result}"
         time.sleep(0.05)
     assert "response" not in result  # still in flight when the signal arrives
     log = server.stop(timeout=120)
