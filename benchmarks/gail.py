@@ -119,11 +119,10 @@ def main() -> int:
     args = ap.parse_args()
 
     from rewardlab import recipes
-    from rewardlab.data.expert_demos import ExpertDemosConfig, load_demos
-    from rewardlab.data.loaders import builder_config
+    from rewardlab.data.expert_demos import load_demos
 
     config, _, _ = recipes.load(args.recipe, args.set)
-    demos = load_demos(builder_config(ExpertDemosConfig, config.demos.builder, "demos.builder")).subset(args.episodes)
+    demos = load_demos(config.demos.builder).subset(args.episodes)
     task = demos.env_id
     args.out = str(Path(args.out or HERE / "results" / f"gail_{task.split('-')[0].lower()}.json").resolve())
     score = demos.normalized_score

@@ -73,7 +73,7 @@ def _explain_inputs(args) -> tuple:
     import numpy as np
 
     from rewardlab.data.cards import DataError
-    from rewardlab.data.loaders import read_jsonl
+    from rewardlab.data.rows import read_jsonl
 
     if args.board is not None:
         if args.column is None:
@@ -181,14 +181,15 @@ def cmd_recipes(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from rewardlab.data import cards, loaders
+    from rewardlab.data import cards, registry
+    from rewardlab.data.rows import read_jsonl, write_jsonl
 
     if args.action == "validate":
         card = cards.parse_card(args.card) if Path(args.card).exists() else cards.find_card(args.card)
         if not args.file:
             print(f"{card.path}: card OK ({', '.join(card.configs())})")
             return 0
-        rows = loaders.read_jsonl(args.file)
+        rows = read_jsonl(args.file)
         config = args.config or card.configs()[0]
         try:
             card.validate_rows(rows, args.config, source=args.file)
@@ -201,84 +202,23 @@ def cmd_data(args) -> int:
         also = f"; the card's other configs: {', '.join(others)} (--config)" if others and not args.config else ""
         print(f"{args.file}: {len(rows)} rows OK against {card.path.name} (config {config}{also})")
         return 0
-    if args.name in loaders.MATH_BUILDERS:
-        module = loaders.math_builder(args.name)
-        settings = loaders.builder_config(getattr(module, loaders.MATH_BUILDERS[args.name][1]), dict(_kv(args.option)), "--option")
-        built = module.build(settings, regenerate=args.regenerate)
-        card = cards.find_card(args.name)
-        card.validate_rows(built["samples"] + built["shifted_samples"], "samples")
-        card.validate_rows(built["pairs"] + built["shifted_pairs"], "pairs")
-        for split, rows, pairs in (("train + test", built["samples"], built["pairs"]), ("shifted", built["shifted_samples"], built["shifted_pairs"])):
-            if rows:
-                acc = sum(s["correct"] for s in rows) / len(rows)
-                print(f"{args.name} ({split}): {len(rows)} samples ({acc:.1%} correct), {len(pairs)} pairs")
-        if args.out:
-            out = Path(args.out)
-            for name, rows in built.items():
-                loaders.write_jsonl(out / f"{name}.jsonl", rows)
-            print(f"written to {out}/: {', '.join(f'{name}.jsonl' for name in built)}")
-        return 0
-    if args.name == "policy-trajectories":
-        from collections import Counter
-
-        from rewardlab.data import policy_pool
-
-        rows = policy_pool.build(loaders.builder_config(policy_pool.PolicyPoolConfig, dict(_kv(args.option)), "--option"),
-                                 regenerate=args.regenerate)
-        cards.find_card("policy-trajectories").validate_rows(rows)
-        per_policy = Counter(r["policy"] for r in rows)
-        print(f"policy-trajectories: {len(rows)} trajectories, {len({r['pid'] for r in rows})} prompts, "
-              f"{len(per_policy)} policies ({', '.join(per_policy)})")
-        if args.out:
-            loaders.write_jsonl(Path(args.out) / "trajectories.jsonl", rows)
-            print(f"written to {args.out}/trajectories.jsonl")
-        return 0
-    if args.name == "pendulum-random":
-        from rewardlab.data import transitions
-
-        rows = transitions.build(loaders.builder_config(transitions.PendulumRandomConfig, dict(_kv(args.option)), "--option"))
-        cards.find_card("pendulum-random").validate_rows(rows)
-        print(f"pendulum-random: {len(rows)} transitions")
-        if args.out:
-            loaders.write_jsonl(Path(args.out) / "transitions.jsonl", rows)
-            print(f"written to {args.out}/transitions.jsonl")
-        return 0
-    if args.name == "expert-demos":
-        from rewardlab.data import expert_demos
-
-        settings = loaders.builder_config(expert_demos.ExpertDemosConfig, dict(_kv(args.option)), "--option")
-        rows = expert_demos.rows_checked(expert_demos.build(settings, regenerate=args.regenerate), settings)
-        demos = expert_demos.Demos.from_rows(rows, settings.task)
-        print(f"expert-demos ({settings.task}, {settings.algo}, key {settings.key()}): {len(rows)} transitions, "
-              f"{demos.n_episodes} expert episodes ({len(demos)} transitions), {len(demos.random_returns)} random episodes; "
-              f"mean return expert {demos.expert_return:.1f}, random {demos.random_return:.1f}")
-        if args.out:
-            loaders.write_jsonl(Path(args.out) / "transitions.jsonl", rows)
-            demos.to_npz(Path(args.out) / "demos.npz")
-            print(f"written to {args.out}/transitions.jsonl and {args.out}/demos.npz (expert episodes)")
-        return 0
-    if args.name == "s2e-explanations":
-        from collections import Counter
-
-        from rewardlab.data import s2e_dataset
-
-        settings = loaders.builder_config(s2e_dataset.S2EDatasetConfig, dict(_kv(args.option)), "--option")
-        rows = s2e_dataset.build(settings)
-        cards.find_card("s2e-explanations").validate_rows(rows)
-        splits = Counter(r["split"] for r in rows)
-        episodes = {split: len({r["episode"] for r in rows if r["split"] == split}) for split in splits}
-        print(f"s2e-explanations ({settings.domain}): {len(rows)} rows from {settings.episodes} episodes; "
-              + ", ".join(f"{split} {splits[split]} rows ({episodes[split]} episodes)" for split in ("train", "test")
-                          if split in splits))
-        print("most common explanations:")
-        for text, count in Counter(r["explanation"] for r in rows).most_common(5):
-            print(f"  {count:6d}  {text}")
-        if args.out:
-            loaders.write_jsonl(Path(args.out) / "rows.jsonl", rows)
-            print(f"written to {args.out}/rows.jsonl")
-        return 0
-    print(f"unknown builder '{args.name}'; builders: {', '.join(BUILDERS)}", file=sys.stderr)
-    return 2
+    builder = registry.get(args.name, "data build")
+    settings = builder.typed(dict(_kv(args.option)), "--option")
+    export = builder.export(builder.load_module(), settings, args.regenerate)
+    card = builder.card()
+    for stem, (rows, config) in export.files.items():
+        card.validate_rows(rows, config, source=f"{args.name} {stem}")
+    for line in export.summary:
+        print(f"{args.name}: {line}" if not line.startswith(" ") and not line.endswith(":") else line)
+    if args.out:
+        out = Path(args.out)
+        for stem, (rows, _) in export.files.items():
+            write_jsonl(out / f"{stem}.jsonl", rows)
+        for name, write in export.extras.items():
+            write(out / name)
+        written = [f"{stem}.jsonl" for stem in export.files] + list(export.extras)
+        print("written to " + ", ".join(f"{out}/{name}" for name in written))
+    return 0
 
 
 def _kv(items: list[str]):
@@ -338,37 +278,19 @@ def cmd_ui(args) -> int:
     return tracking.ui(args.tracking_uri, host=args.host, port=args.port)
 
 
-#: The built-in dataset builders: name -> (module in rewardlab.data, its settings class).
-BUILDERS = {"math-answers": ("math_answers", "MathAnswersConfig"), "math-steps": ("math_steps", "MathStepsConfig"),
-            "policy-trajectories": ("policy_pool", "PolicyPoolConfig"),
-            "pendulum-random": ("transitions", "PendulumRandomConfig"), "expert-demos": ("expert_demos", "ExpertDemosConfig"),
-            "s2e-explanations": ("s2e_dataset", "S2EDatasetConfig")}
-
-
-def builder_options() -> str:
-    """Every builder's --option keys with their defaults (read from the settings dataclasses)."""
-    import dataclasses
-    import importlib
-
-    lines = ["builders and their --option KEY=VALUE settings (defaults):"]
-    for name, (module, cls) in BUILDERS.items():
-        settings = getattr(importlib.import_module(f"rewardlab.data.{module}"), cls)
-        def shown(f):
-            value = f.default if f.default is not dataclasses.MISSING else (
-                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-            text = repr(value)
-            return f"{f.name}={text}" if len(text) <= 60 else f"{f.name}=<{len(value)} {type(value).__name__} items, see the card>"
-
-        fields = ", ".join(shown(f) for f in dataclasses.fields(settings))
-        lines.append(f"  {name}: {fields}")
-    return "\n".join(lines)
-
-
 class _BuildHelp(argparse.ArgumentParser):
     """`data build --help` lists every builder's options; they are read from the code only when help is asked for."""
 
     def format_help(self) -> str:
-        return super().format_help() + "\n" + builder_options() + "\n"
+        from rewardlab.data import registry
+
+        return super().format_help() + "\n" + registry.options_help() + "\n"
+
+
+def _builder_names() -> list[str]:
+    from rewardlab.data.registry import BUILDERS  # a table of names: importing it loads no builder
+
+    return list(BUILDERS)
 
 
 def _add_build_parser(dsub) -> argparse.ArgumentParser:
@@ -380,7 +302,7 @@ def _add_build_parser(dsub) -> argparse.ArgumentParser:
                         "  rewardlab data build math-steps --option n_questions=80 --regenerate\n"
                         "  rewardlab data build expert-demos --option task=InvertedDoublePendulum-v5 --out demos/\n"
                         "  rewardlab data build s2e-explanations --option domain=lunarlander --option episodes=50")
-    b.add_argument("name", nargs="?", help=" | ".join(BUILDERS))
+    b.add_argument("name", nargs="?", help=" | ".join(_builder_names()))
     b.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="builder setting, e.g. --option seed=1 (see below)")
     b.add_argument("--regenerate", action="store_true", help="sample again instead of using shipped or cached rows (slow)")
     b.add_argument("--out", default=None, help="also write the rows as JSONL into this folder (expert-demos: also demos.npz)")

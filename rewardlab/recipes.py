@@ -117,6 +117,8 @@ def _describe(model: type[BaseModel], err: dict) -> str:
         return f"key '{key}': required but missing"
     if kind in ("path_not_file", "path_not_directory"):
         return f"key '{key}': file not found: {err.get('input')}"
+    if kind == "value_error":  # a check written in the config (a builder's typed settings): its message names the key
+        return err["msg"].removeprefix("Value error, ")
     found = err.get("input")
     return f"key '{key}': {err['msg'].lower()}, found {found!r} ({type(found).__name__})"
 

@@ -104,3 +104,40 @@ def test_a_backbone_that_cannot_be_loaded_is_refused_at_validation_naming_the_ke
     assert cli.main(["train", "quickstart", "--set", f"model.backbone={tmp_path}"]) == 2
     assert "holds no config.json" in capsys.readouterr().err
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "runs").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("recipe, override, needle", [
+    ("quickstart", "data.builder.n_question=3", "data.builder: unknown setting 'n_question' of math-answers (its settings: model, n_questions"),
+    ("goal_rm_steps", "data.builder.samples_per_question=x", "data.builder.samples_per_question: input should be a valid integer"),
+    ("gail_pendulum", "demos.builder.tsk=Hopper-v5", "demos.builder: unknown setting 'tsk' of expert-demos (its settings: task, algo"),
+    ("polar_pretrain", "pool.builder.n_topic=3", "pool.builder: unknown setting 'n_topic' of policy-trajectories"),
+    ("s2e_connect4", "data.episodes=-1", "episodes must be a positive integer, found -1"),
+    ("pendulum_reward", "data.builder.episode=1", "data.builder: unknown setting 'episode' of pendulum-random"),
+])
+def test_a_typo_under_a_builder_fails_when_the_recipe_is_read(recipe, override, needle, capsys):
+    """Builder settings are typed into the recipe (the dataset registry's settings classes): `recipes show`
+    catches what used to pass until the data was built."""
+    with pytest.raises(RecipeError) as err:
+        recipes.load(recipe, [override])
+    assert needle.lower() in str(err.value).lower()
+    assert cli.main(["recipes", "show", recipe, "--set", override]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_resolved_prints_every_builder_default(capsys):
+    from rewardlab.data.math_steps import MathStepsConfig
+
+    assert cli.main(["recipes", "show", "goal_rm_steps", "--resolved"]) == 0
+    out = capsys.readouterr().out
+    defaults = MathStepsConfig()
+    for field in ("n_questions", "samples_per_question", "max_new_tokens", "shifted_temperature"):
+        assert f"    {field}: {getattr(defaults, field)}" in out, field
+
+
+def test_a_builder_setting_reaches_the_builder_typed():
+    from rewardlab.data.math_answers import MathAnswersConfig
+
+    config, _, _ = recipes.load("quickstart", ["data.builder.temperature=1"])
+    assert config.data.builder == MathAnswersConfig(temperature=1.0)
+    with pytest.raises(RecipeError, match="data.builder: only the built-in builders"):
+        recipes.load("quickstart", ["data.name=Anthropic/hh-rlhf", "data.builder.seed=1"])

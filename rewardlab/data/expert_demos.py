@@ -21,9 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from pydantic import ConfigDict
+
 from rewardlab import backbones
 from rewardlab.data.cards import DataError, find_card
-from rewardlab.data.loaders import read_jsonl, settings_key, whole_number, write_jsonl
+from rewardlab.data.rows import read_jsonl, settings_key, whole_number, write_jsonl
 
 SHIPPED_DIR = Path(__file__).parent / "shipped"
 #: Rows of each task's default settings that ship with the package (so a benchmark never retrains an expert).
@@ -98,6 +100,7 @@ class ExpertDemosConfig:
             ``seed + 2000 + i``.
     """
 
+    __pydantic_config__ = ConfigDict(extra="forbid")  # a recipe's unknown key is an error, not ignored
     task: str = "Pendulum-v1"
     algo: str = "sac"
     expert_steps: int | None = None

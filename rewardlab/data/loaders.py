@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath
+from pydantic import BaseModel, ConfigDict, Field, FilePath, model_validator
 
 from rewardlab.data.cards import Card, DataError, find_card, parse_card
+from rewardlab.data.rows import read_jsonl
 
-#: Preference builders: name -> (module in rewardlab.data, its settings class). Both build train/test/shifted splits.
-MATH_BUILDERS = {"math-answers": ("math_answers", "MathAnswersConfig"), "math-steps": ("math_steps", "MathStepsConfig")}
-PREFERENCE_BUILDERS = tuple(MATH_BUILDERS)
+from rewardlab.data import registry
 
 
 def math_builder(name: str):
-    """The module of a math builder (``build``, ``canonical_answer``, its settings class) by dataset name."""
-    import importlib
+    """The module of a registered preference builder (``build``, ``canonical_answer``, its settings class)."""
+    return registry.get(name, kind="preferences").load_module()
 
-    return importlib.import_module(f"rewardlab.data.{MATH_BUILDERS[name][0]}")
+
 HUB_PREFERENCES = ("Anthropic/hh-rlhf",)
 
 
@@ -32,7 +29,9 @@ class TextDataConfig(BaseModel):
     name: str = "math-answers"  # a built-in builder, a hub dataset with a card (needs network), or a label for `path`
     path: FilePath | None = None  # a local JSONL of prompt/chosen/rejected rows; validated against `card`
     card: str | None = None  # card name or path for `path`; defaults to the card of `name`
-    builder: dict[str, Any] = {}  # settings of the builder (see rewardlab/data/math_answers.py, math_steps.py)
+    # settings of the builder named by `name` (rewardlab/data/math_answers.py, math_steps.py), typed when the
+    # recipe is read: an unknown key is an error there, and --resolved shows every default
+    builder: Any = None
     regenerate: bool = False  # ignore shipped/cached rows and sample again (slow)
     shifted: bool = True  # also evaluate on the builder's shifted split (test questions, another persona and temperature)
     max_train_pairs: int | None = None  # cap, for quick runs; None keeps all
@@ -41,6 +40,15 @@ class TextDataConfig(BaseModel):
     label_flip_seed: int = 0
     max_eval_pairs: int | None = None
     max_eval_samples: int | None = None  # cap on labelled held-out samples scored for AUROC
+
+    @model_validator(mode="after")
+    def _typed_builder(self):
+        if self.path is None and self.name in registry.names("preferences"):
+            self.builder = registry.typed(self.name, self.builder, "data.builder")
+        elif self.builder:
+            raise DataError(f"data.builder: only the built-in builders ({', '.join(registry.names('preferences'))}) take settings; "
+                            f"data.name is {self.name!r}" + (" with data.path" if self.path else ""))
+        return self
 
 
 @dataclass
@@ -63,54 +71,6 @@ def _card_for(cfg_card: str | None, name: str) -> Card:
     if cfg_card and Path(cfg_card).is_file():
         return parse_card(cfg_card)
     return find_card(cfg_card or name)
-
-
-def whole_number(value, minimum: int) -> bool:
-    """Whether a builder setting is an integer (not a bool) of at least ``minimum``; callers word their own message."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
-def settings_key(settings, ignore: tuple[str, ...] = ()) -> str:
-    """A short hash of a builder's settings dataclass, leaving out the fields that do not change its rows:
-    the name of its cache file."""
-    fields = {k: v for k, v in asdict(settings).items() if k not in ignore}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def builder_config(cls: type, options: dict[str, Any], where: str = "data.builder"):
-    """Build a builder's settings dataclass, turning an unknown or mistyped setting into a DataError."""
-    try:
-        return cls(**options)
-    except TypeError as exc:
-        fields = ", ".join(cls.__dataclass_fields__)
-        raise DataError(f"{where}: {exc}; the settings are: {fields}") from None
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    """JSON lines as dicts; a ``.gz`` path is read through gzip (larger shipped files are stored compressed)."""
-    import gzip
-
-    rows = []
-    path = Path(path)
-    with (gzip.open(path, "rt") if path.suffix == ".gz" else path.open()) as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: row {number}: not valid JSON ({exc.msg})") from None
-    return rows
-
-
-def write_jsonl(path: str | Path, rows: list[dict]) -> None:
-    """Write rows as JSON lines atomically: a crash mid-write never leaves a half file where a cache is expected."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    with tmp.open("w") as fh:
-        fh.writelines(json.dumps(row) + "\n" for row in rows)
-    tmp.rename(path)
 
 
 def _split_hh(text: str) -> tuple[str, str]:
@@ -148,10 +108,10 @@ def load_preferences(cfg: TextDataConfig) -> PreferenceData:
         if not test:
             raise DataError(f"{cfg.path}: no row has split 'test'; held-out pairs are needed for evaluation")
         data = PreferenceData(cfg.name, card, str(cfg.path), train, test)
-    elif cfg.name in MATH_BUILDERS:
+    elif cfg.name in registry.names("preferences"):
         module = math_builder(cfg.name)
         card = find_card(cfg.name)
-        builder_cfg = builder_config(getattr(module, MATH_BUILDERS[cfg.name][1]), cfg.builder)
+        builder_cfg = registry.typed(cfg.name, cfg.builder, "data.builder")
         built = module.build(builder_cfg, regenerate=cfg.regenerate, shifted=cfg.shifted)
         samples = card.validate_rows(built["samples"] + built["shifted_samples"], "samples", source=f"{cfg.name} samples")
         pairs = card.validate_rows(built["pairs"] + built["shifted_pairs"], "pairs", source=f"{cfg.name} pairs")
@@ -172,7 +132,7 @@ def load_preferences(cfg: TextDataConfig) -> PreferenceData:
         data = PreferenceData(cfg.name, card, f"hf://datasets/{cfg.name}", card.validate_rows(train), card.validate_rows(test))
     else:
         raise DataError(
-            f"data.name: unknown dataset '{cfg.name}'; expected a builder ({', '.join(PREFERENCE_BUILDERS)}), "
+            f"data.name: unknown dataset '{cfg.name}'; expected a builder ({', '.join(registry.names('preferences'))}), "
             f"a hub dataset ({', '.join(HUB_PREFERENCES)}), or a JSONL file given as data.path"
         )
     if cfg.max_train_pairs is not None:
@@ -240,7 +200,12 @@ class TransitionDataConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = "pendulum-random"
-    builder: dict[str, Any] = {}
+    builder: Any = None  # settings of the builder (rewardlab/data/transitions.py), typed when the recipe is read
+
+    @model_validator(mode="after")
+    def _typed_builder(self):
+        self.builder = registry.get(self.name, "data.name", kind="transitions").typed(self.builder, "data.builder")
+        return self
 
 
 @dataclass
@@ -253,17 +218,14 @@ class TransitionData:
 
 
 def load_transitions(cfg: TransitionDataConfig) -> TransitionData:
-    if cfg.name != "pendulum-random":
-        raise DataError(f"data.name: unknown transition dataset '{cfg.name}'; expected: pendulum-random")
-    from rewardlab.data.transitions import PendulumRandomConfig, build
-
-    card = find_card(cfg.name)
-    bcfg = builder_config(PendulumRandomConfig, cfg.builder)
-    rows = card.validate_rows(build(bcfg), source="pendulum-random")
+    builder = registry.get(cfg.name, "data.name", kind="transitions")
+    card = builder.card()
+    bcfg = builder.typed(cfg.builder, "data.builder")
+    rows = card.validate_rows(builder.load_module().build(bcfg), source=cfg.name)
     return TransitionData(
         cfg.name,
         card,
-        f"rewardlab builder pendulum-random (seed {bcfg.seed})",
+        f"rewardlab builder {cfg.name} (seed {bcfg.seed})",
         [r for r in rows if r["split"] == "train"],
         [r for r in rows if r["split"] == "test"],
     )

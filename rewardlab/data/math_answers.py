@@ -19,8 +19,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ConfigDict
+
 from rewardlab import backbones
-from rewardlab.data.loaders import read_jsonl, settings_key, write_jsonl
+from rewardlab.data.rows import read_jsonl, settings_key, write_jsonl
 
 SHIPPED = Path(__file__).parent / "shipped" / "math_answers_samples.jsonl"
 SHIPPED_SHIFTED = Path(__file__).parent / "shipped" / "math_answers_shifted.jsonl"
@@ -33,6 +35,7 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 class MathAnswersConfig:
     """How the samples are generated. Every field changes the rows, so every field is in the cache key."""
 
+    __pydantic_config__ = ConfigDict(extra="forbid")  # a recipe's unknown key is an error, not ignored
     model: str = backbones.SMOLLM2
     n_questions: int = 480
     samples_per_question: int = 6

@@ -29,9 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from pydantic import ConfigDict
+
 from rewardlab import backbones
 from rewardlab.data.cards import DataError
-from rewardlab.data.loaders import read_jsonl, settings_key, write_jsonl
+from rewardlab.data.rows import read_jsonl, settings_key, write_jsonl
 
 SHIPPED = Path(__file__).parent / "shipped" / "policy_trajectories.jsonl"
 
@@ -71,6 +73,7 @@ class Policy:
     """One member of the pool. ``lm`` policies sample from ``model`` with the chat template and ``system``;
     ``rewrite`` policies apply a fixed ``transform`` (see REWRITES) to the samples of the ``base`` policy."""
 
+    __pydantic_config__ = ConfigDict(extra="forbid")  # a recipe's unknown key is an error, not ignored
     id: str
     kind: Literal["lm", "template", "bigram", "rewrite"] = "lm"
     model: str = backbones.SMOLLM2
@@ -119,6 +122,7 @@ DEFAULT_POLICIES: tuple[Policy, ...] = (
 class PolicyPoolConfig:
     """Every field but ``batch_prompts`` changes the rows, so every other field is in the cache key."""
 
+    __pydantic_config__ = ConfigDict(extra="forbid")  # a recipe's unknown key is an error, not ignored
     policies: tuple[Policy, ...] = DEFAULT_POLICIES
     held_out_policies: tuple[str, ...] = ("smollm2-poet", "bigram", "assistant-bullets")
     n_topics: int = 40

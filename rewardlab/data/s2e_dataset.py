@@ -21,8 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pydantic import ConfigDict
+
 from rewardlab.data.cards import DataError
-from rewardlab.data.loaders import whole_number
+from rewardlab.data.rows import whole_number
 from rewardlab.data.concepts import (
     DOMAINS,
     board_from_pettingzoo,
@@ -39,6 +41,8 @@ LUNAR_MAX_ROWS = 150
 
 @dataclass(frozen=True)
 class S2EDatasetConfig:
+    __pydantic_config__ = ConfigDict(extra="forbid")  # a recipe's unknown key is an error, not ignored
+
     domain: str = "connect4"
     episodes: int = 200
     policy_mix: float = 0.5

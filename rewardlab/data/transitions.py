@@ -8,10 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import ConfigDict
 
 
 @dataclass(frozen=True)
 class PendulumRandomConfig:
+    __pydantic_config__ = ConfigDict(extra="forbid")  # a recipe's unknown key is an error, not ignored
+
     episodes: int = 20
     test_episodes: int = 5
     seed: int = 0

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rewardlab.data.transitions import absorbing_obs, scale_actions, to_absorbing, zero_absorbing_actions
 from rewardlab.tracking import DatasetInput, Fitted, Job, RecipeBase
@@ -30,9 +30,16 @@ from rewardlab.tracking import DatasetInput, Fitted, Job, RecipeBase
 
 class DemosConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    builder: dict = {}  # ExpertDemosConfig settings (rewardlab/data/expert_demos.py), e.g. {task: Hopper-v5}
+    builder: Any = None  # ExpertDemosConfig settings (rewardlab/data/expert_demos.py), e.g. {task: Hopper-v5}; typed when read
     episodes: int = Field(10, ge=1)  # expert episodes used (the first n)
     subsample: int = Field(1, ge=1)  # keep 1 expert transition in n per episode, random start (liayn and GAIL: 20)
+
+    @model_validator(mode="after")
+    def _typed_builder(self):
+        from rewardlab.data import registry
+
+        self.builder = registry.typed("expert-demos", self.builder, "demos.builder")
+        return self
 
 
 class AgentConfig(BaseModel):
@@ -322,11 +329,9 @@ RESUMABLE = False
 
 def load(cfg: Config):
     """The expert demonstrations (built on first use, cached after): (builder settings, the first ``episodes``)."""
-    from rewardlab.data.expert_demos import ExpertDemosConfig, load_demos
-    from rewardlab.data.loaders import builder_config
+    from rewardlab.data.expert_demos import load_demos
 
-    demos_cfg = builder_config(ExpertDemosConfig, cfg.demos.builder, "demos.builder")
-    return demos_cfg, load_demos(demos_cfg).subset(cfg.demos.episodes)
+    return cfg.demos.builder, load_demos(cfg.demos.builder).subset(cfg.demos.episodes)
 
 
 def datasets(cfg: Config, data) -> list:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rewardlab import backbones
 from rewardlab.data import DataError, TextDataConfig, load_preferences
@@ -45,12 +45,19 @@ class PoolConfig(BaseModel):
     """Pretraining data: the policy pool (data/policy_pool.py) and how triplets are drawn from it."""
 
     model_config = ConfigDict(extra="forbid")
-    builder: dict[str, Any] = {}  # PolicyPoolConfig settings, e.g. {seed: 1, n_topics: 30}
+    builder: Any = None  # PolicyPoolConfig settings (data/policy_pool.py), e.g. {seed: 1, n_topics: 30}; typed when read
     extra_lms: list[str] = []  # Hugging Face causal LMs that join the pool as training policies
     regenerate: bool = False
     triplets_per_prompt: int = Field(4, ge=1)
     max_train_triplets: int | None = None
     max_eval_triplets: int | None = None
+
+    @model_validator(mode="after")
+    def _typed_builder(self):
+        from rewardlab.data import registry
+
+        self.builder = registry.typed("policy-trajectories", self.builder, "pool.builder")
+        return self
 
 
 class Config(RecipeBase):
@@ -64,13 +71,13 @@ class Config(RecipeBase):
 
 def pool_triplets(cfg: PoolConfig, seed: int):
     from rewardlab.data import find_card, policy_pool
-    from rewardlab.data.loaders import builder_config
 
-    settings = dict(cfg.builder)
-    base = builder_config(policy_pool.PolicyPoolConfig, settings, "pool.builder")
+    base = cfg.builder
     if cfg.extra_lms:
+        import dataclasses
+
         extra = tuple(policy_pool.Policy(f"lm:{name}", model=name) for name in cfg.extra_lms)
-        base = builder_config(policy_pool.PolicyPoolConfig, {**settings, "policies": base.policies + extra}, "pool.extra_lms")
+        base = dataclasses.replace(base, policies=base.policies + extra)
     rows = find_card("policy-trajectories").validate_rows(policy_pool.build(base, regenerate=cfg.regenerate), source="policy-trajectories")
     triplets = policy_pool.make_triplets(rows, cfg.triplets_per_prompt, seed)
     if cfg.max_train_triplets is not None:
@@ -85,11 +92,12 @@ def reference_pairs(cfg: TextDataConfig, seed: int) -> tuple[list[dict], list[di
     """(train, test, source, shifted test) rows with prompt/reference/chosen/rejected. The math builders' pairs get
     verified correct references (another correct sample of the same question and split, else the written-out
     answer); a file of your own brings its references (and has no shifted split)."""
-    from rewardlab.data.loaders import MATH_BUILDERS, math_builder
+    from rewardlab.data import registry
+    from rewardlab.data.loaders import math_builder
     from rewardlab.data.math_answers import with_references
 
     data = load_preferences(cfg)
-    if data.name in MATH_BUILDERS and cfg.path is None:
+    if data.name in registry.names("preferences") and cfg.path is None:
         canonical = math_builder(data.name).canonical_answer
         samples = data.train_samples + data.test_samples
 

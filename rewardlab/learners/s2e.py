@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rewardlab.tracking import DatasetInput, Fitted, Job, RecipeBase
 
@@ -67,9 +67,16 @@ class RLConfig(BaseModel):
 
 class Config(RecipeBase):
     learner: Literal["s2e"] = "s2e"
-    data: dict = {}  # S2EDatasetConfig settings (rewardlab/data/s2e_dataset.py): domain, episodes, policy_mix, ...
+    data: Any = None  # S2EDatasetConfig settings (rewardlab/data/s2e_dataset.py): domain, episodes, policy_mix, ...; typed when read
     embedding: EmbeddingConfig = EmbeddingConfig()
     rl: RLConfig = RLConfig()
+
+    @model_validator(mode="after")
+    def _typed_data(self):
+        from rewardlab.data import registry
+
+        self.data = registry.typed("s2e-explanations", self.data, "data")
+        return self
 
     def target(self, domain: str) -> float:
         return self.rl.target_return if self.rl.target_return is not None else (0.8 if domain == "connect4" else 0.0)
@@ -444,10 +451,9 @@ RESUMABLE = False
 
 def load(cfg: Config) -> dict:
     """Build (or read from the cache) the explanation dataset and split it."""
-    from rewardlab.data.loaders import builder_config
-    from rewardlab.data.s2e_dataset import S2EDatasetConfig, build
+    from rewardlab.data.s2e_dataset import build
 
-    data_cfg = builder_config(S2EDatasetConfig, cfg.data, "data")
+    data_cfg = cfg.data
     t0 = time.perf_counter()
     rows = build(data_cfg)
     return {"domain": data_cfg.domain, "seconds": time.perf_counter() - t0, "train": [r for r in rows if r["split"] == "train"],

@@ -89,7 +89,7 @@ def test_small_generation_is_cached_reused_and_reproducible(tmp_path, monkeypatc
     assert cache_path(TINY).exists() and expert_path(TINY).exists()
 
     # a second call reads the cache, not a new rollout: shorten the cached file and see it come back
-    from rewardlab.data.loaders import write_jsonl
+    from rewardlab.data.rows import write_jsonl
 
     write_jsonl(cache_path(TINY), rows[:5])
     assert build(TINY, progress=False) == rows[:5]
