@@ -1,43 +1,15 @@
-"""Put any TransitionReward into an environment: a gymnasium wrapper and an SB3 VecEnv wrapper.
+"""Put any TransitionReward into an environment: the gymnasium wrapper (``rewardlab.envs.reward``, re-exported by
+this package) and an SB3 VecEnv wrapper.
 
 Both replace the environment's reward with ``reward.score(obs, action, next_obs, terminated)`` and keep the
 environment's own reward in ``info["true_reward"]`` (and, for whole episodes, ``info["true_episode_return"]``), so
-an agent trains on the learned reward while evaluation still reads the true one. Only ``rewards/`` is imported:
+an agent trains on the learned reward while evaluation still reads the true one. Only ``rewards/`` and ``envs/`` are imported:
 any TransitionReward works, local, from MLflow, or remote.
 """
 
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
-
-
-class TransitionRewardWrapper(gym.Wrapper):
-    """One environment: the step's reward comes from ``reward``; the true reward goes to ``info``."""
-
-    def __init__(self, env: gym.Env, reward):
-        super().__init__(env)
-        if getattr(reward, "modality", "transition") != "transition" or not hasattr(reward, "score"):
-            raise TypeError(f"{type(reward).__name__} is not a TransitionReward (it needs score(obs, actions, next_obs, dones))")
-        self.reward = reward
-        self._obs = None
-        self._true_return = 0.0
-
-    def reset(self, **kwargs):
-        self._obs, info = self.env.reset(**kwargs)
-        self._true_return = 0.0
-        return self._obs, info
-
-    def step(self, action):
-        obs, true_reward, terminated, truncated, info = self.env.step(action)
-        learned = self.reward.score(np.asarray(self._obs)[None], np.asarray(action)[None], np.asarray(obs)[None],
-                                    np.asarray([float(terminated)]))[0]
-        self._true_return += float(true_reward)
-        info = {**info, "true_reward": float(true_reward)}
-        if terminated or truncated:
-            info["true_episode_return"] = self._true_return
-        self._obs = obs
-        return obs, float(learned), terminated, truncated, info
 
 
 def reward_vec_env_class():

@@ -109,14 +109,6 @@ class Config(RecipeBase):
 
 # --- absorbing states ------------------------------------------------------------------------------------------
 
-def absorbing_wrapper():
-    """The gymnasium wrapper class (``rewardlab.envs.absorbing.AbsorbingState``; imported lazily so that importing this
-    module does not import gymnasium)."""
-    from rewardlab.envs.absorbing import AbsorbingState
-
-    return AbsorbingState
-
-
 def subsample_indices(episode: np.ndarray, keep: np.ndarray, every: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of one transition in ``every`` per episode, from a random start (liayn-pytorch keeps 1 in 20, as the
     GAIL paper does), plus every row where ``keep`` is true (terminations, so the absorbing rows survive)."""
@@ -260,7 +252,9 @@ def make_env(env_id: str, absorbing: bool, seed: int):
     from stable_baselines3.common.monitor import Monitor
 
     env = Monitor(gym.make(env_id))  # inside the wrapper: Monitor records the true episode return and length
-    env = absorbing_wrapper()(env) if absorbing else env
+    from rewardlab.envs.absorbing import AbsorbingState
+
+    env = AbsorbingState(env) if absorbing else env
     env.reset(seed=seed)
     env.action_space.seed(seed)
     return env

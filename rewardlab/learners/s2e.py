@@ -197,108 +197,16 @@ def concept_report(predicted: np.ndarray, truth: np.ndarray, domain: str) -> dic
 
 # --- the environments ---------------------------------------------------------------------------------------------
 
-def connect4_env_class():
-    """``Connect4VsOpponent`` (built lazily so importing this module does not import gymnasium or pettingzoo)."""
-    import gymnasium as gym
-
-    from rewardlab.data.concepts import board_from_pettingzoo
-    from rewardlab.data.s2e_dataset import reasonable_column
-
-    class Connect4VsOpponent(gym.Env):
-        """PettingZoo's ``connect_four_v3`` as a single-agent gymnasium environment against a fixed opponent.
-
-        Observation: float32 (84,), the agent's pieces then the opponent's (6 x 7 planes, row 0 at the top).
-        Action: a column, 0..6. Reward: +1 win, -1 loss, 0 otherwise; a move into a full column loses (-1, the
-        episode ends, ``info["illegal"]``). Who moves first is drawn at each reset."""
-
-        metadata = {"render_modes": []}
-
-        def __init__(self, opponent: str = "random"):
-            from pettingzoo.classic import connect_four_v3
-
-            if opponent not in ("random", "lookahead"):
-                raise ValueError(f"Connect 4 opponent: expected random or lookahead, found {opponent!r}")
-            self.opponent = opponent
-            self.game = connect_four_v3.env()
-            self.observation_space = gym.spaces.Box(0.0, 1.0, (84,), np.float32)
-            self.action_space = gym.spaces.Discrete(7)
-            self.me = "player_0"
-
-        def _observe(self) -> np.ndarray:
-            planes = self.game.observe(self.me)["observation"]
-            return np.concatenate([planes[..., 0].reshape(-1), planes[..., 1].reshape(-1)]).astype(np.float32)
-
-        def _opponent_move(self) -> None:
-            other = self.game.agent_selection
-            board = board_from_pettingzoo(self.game.observe(other))
-            legal = np.flatnonzero(self.game.observe(other)["action_mask"])
-            col = reasonable_column(board, self.np_random, prefer=()) if self.opponent == "lookahead" else int(self.np_random.choice(legal))
-            self.game.step(col)
-
-        def _over(self) -> bool:
-            return any(self.game.terminations.values()) or any(self.game.truncations.values())
-
-        def reset(self, *, seed=None, options=None):
-            super().reset(seed=seed)
-            self.game.reset(seed=int(self.np_random.integers(2**31)))
-            self.me = "player_0" if self.np_random.random() < 0.5 else "player_1"
-            if self.game.agent_selection != self.me:
-                self._opponent_move()
-            return self._observe(), {}
-
-        def step(self, action):
-            col = int(action)
-            if not self.game.observe(self.me)["action_mask"][col]:
-                return self._observe(), -1.0, True, False, {"illegal": True}
-            self.game.step(col)
-            if self._over():
-                return self._observe(), float(self.game.rewards[self.me]), True, False, {}
-            self._opponent_move()
-            return self._observe(), float(self.game.rewards[self.me]), self._over(), False, {}
-
-    return Connect4VsOpponent
-
-
-def shaping_wrapper_class():
-    import gymnasium as gym
-
-    class ConceptShaping(gym.Wrapper):
-        """reward = base reward + coef x shaping reward of the transition; ``base="sparse"`` keeps only the reward of
-        terminal steps (Lunar Lander's +-100). The environment's own reward stays in ``info["true_reward"]``.
-
-        As in S2E's code, a terminal step pays the game's result alone: Lunar Lander's +-100 replaces that step's
-        shaping (gymnasium does the same), and a Connect 4 win is worth 1 with or without shaping, so the concept
-        value of the winning move is not added on top of it (that would make a shaped win worth 2)."""
-
-        def __init__(self, env, shaping=None, coef: float = 1.0, base: str = "dense"):
-            super().__init__(env)
-            self.shaping, self.coef, self.base = shaping, coef, base
-            self._obs = None
-
-        def reset(self, **kwargs):
-            self._obs, info = self.env.reset(**kwargs)
-            return self._obs, info
-
-        def step(self, action):
-            obs, reward, terminated, truncated, info = self.env.step(action)
-            shaped = float(reward) if (self.base == "dense" or terminated) else 0.0
-            result_only = terminated and (self.base == "sparse" or reward > 0)  # +-100 landing/crash, or a win
-            if self.shaping is not None and not result_only:
-                shaped += self.coef * float(self.shaping.score(np.asarray(self._obs)[None], np.asarray([action]),
-                                                               np.asarray(obs)[None], np.asarray([float(terminated)]))[0])
-            self._obs = obs
-            return obs, shaped, terminated, truncated, {**info, "true_reward": float(reward)}
-
-    return ConceptShaping
-
-
 def make_env(domain: str, opponent: str | None, shaping=None, coef: float = 1.0, base: str = "dense", seed: int = 0):
     """The environment of an arm: Monitor (true returns) inside the shaping wrapper."""
     import gymnasium as gym
     from stable_baselines3.common.monitor import Monitor
 
-    env = Monitor(connect4_env_class()(opponent) if domain == "connect4" else gym.make("LunarLander-v3"))
-    env = shaping_wrapper_class()(env, shaping, coef, base if domain == "lunarlander" else "dense")
+    from rewardlab.envs.connect4 import Connect4VsOpponent
+    from rewardlab.envs.shaping import ConceptShaping
+
+    env = Monitor(Connect4VsOpponent(opponent) if domain == "connect4" else gym.make("LunarLander-v3"))
+    env = ConceptShaping(env, shaping, coef, base if domain == "lunarlander" else "dense")
     env.reset(seed=seed)
     env.action_space.seed(seed)
     return env

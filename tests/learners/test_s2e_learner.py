@@ -10,12 +10,13 @@ import pytest
 
 from rewardlab import learners, recipes, rewards, tracking
 from rewardlab.data.concepts import parse_board
+from rewardlab.envs.connect4 import Connect4VsOpponent
 from rewardlab.learners import s2e
 from rewardlab.rewards import ConceptShapingReward
 
 
 def agent_first_env(opponent: str):
-    env = s2e.connect4_env_class()(opponent)
+    env = Connect4VsOpponent(opponent)
     for seed in range(50):
         obs, _ = env.reset(seed=seed)
         if env.me == "player_0":
@@ -44,7 +45,7 @@ def test_lookahead_opponent_blocks_a_vertical_three_and_a_random_one_loses_to_it
     # the first seeds whose random opening leaves column 0 alone (found, not skipped: the test always checks)
     checked = 0
     for seed in range(200):
-        env = s2e.connect4_env_class()("lookahead")
+        env = Connect4VsOpponent("lookahead")
         env.reset(seed=seed)
         if env.me != "player_0" or (obs := stack_column_0(env)) is None:
             continue
@@ -58,7 +59,7 @@ def test_lookahead_opponent_blocks_a_vertical_three_and_a_random_one_loses_to_it
 
     wins = 0
     for seed in range(10):
-        env = s2e.connect4_env_class()("random")
+        env = Connect4VsOpponent("random")
         env.reset(seed=seed)
         terminated, reward = False, 0.0
         while not terminated:
