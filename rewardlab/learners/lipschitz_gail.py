@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -55,6 +56,7 @@ class AgentConfig(BaseModel):
     gradient_steps: int = Field(1, ge=1)
     net_arch: list[int] = [256, 256]
     torch_threads: int = Field(1, ge=1)  # small MLPs: one thread is faster than several fighting over 2 cores
+    checkpoint: bool = True  # at every evaluation: agent, replay buffer, discriminator, RNG state (for --resume)
 
 
 class DiscriminatorConfig(BaseModel):
@@ -266,9 +268,10 @@ def callback_class():
     class GAILCallback(BaseCallback):
         """Discriminator updates every ``update_every`` steps after ``learning_starts``; evaluation on the true reward."""
 
-        def __init__(self, gail: GAIL, cfg: Config, eval_env, demos, run):
+        def __init__(self, gail: GAIL, cfg: Config, eval_env, demos, run, checkpoints=None):
             super().__init__()
             self.gail, self.cfg, self.eval_env, self.demos, self.run = gail, cfg, eval_env, demos, run
+            self.checkpoints = checkpoints  # the folder of checkpoint-N, or None
             self.stats: list[dict] = []
             self.curve: list[dict] = []
             self.train_seconds, self._t0 = 0.0, None
@@ -300,13 +303,98 @@ def callback_class():
                 if recent and key in recent[0]:
                     point[f"disc_{key}"] = float(np.mean([s[key] for s in recent]))
             self.curve.append(point)
-            self.run.log_metrics({("eval/" if k in ("true_return", "normalized_score") else "train/") + k: v
-                                  for k, v in point.items() if k != "env_steps"}, step=steps)
+            if self.checkpoints is not None and self.cfg.agent.checkpoint:
+                # saved before the point is logged: a process killed in between resumes from here and logs it then
+                # (log_pending), one killed earlier redoes this evaluation, which was never logged
+                save_checkpoint(self.checkpoints, steps, self.model, self.gail, self)
+            log_point(self.run, point)
             print(f"step {steps:>7d}  true return {ret:9.1f}  normalised {point['normalized_score']:6.3f}  "
                   f"D acc {point.get('disc_accuracy', float('nan')):.3f}  |grad D| {point.get('disc_grad_norm', float('nan')):.2f}", flush=True)
             self._t0 = time.perf_counter()
 
     return GAILCallback
+
+
+def log_point(run, point: dict) -> None:
+    run.log_metrics({("eval/" if k in ("true_return", "normalized_score") else "train/") + k: v
+                     for k, v in point.items() if k != "env_steps"}, step=point["env_steps"])
+
+
+def save_checkpoint(folder, steps: int, model, gail: GAIL, callback) -> None:
+    """``folder/checkpoint-<steps>``: the SB3 agent (policy, optimisers, counters), the replay buffer's arrays, the
+    discriminator, its optimiser and the forward model, the curve so far and every RNG state. Written under a
+    temporary name and renamed, so a kill mid-write leaves the previous checkpoint intact; older ones are removed."""
+    import random
+    import shutil
+
+    import torch
+
+    folder = Path(folder)
+    tmp = folder / f"partial-{steps}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save(tmp / "agent.zip")
+    buf = model.replay_buffer
+    arrays = {k: getattr(buf, k) for k in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+              if getattr(buf, k, None) is not None}
+    np.savez(tmp / "replay.npz", pos=buf.pos, full=buf.full, **arrays)
+    state = {"disc": gail.disc.state_dict(), "opt": gail.opt.state_dict(), "gen": gail.gen.get_state(), "last_kappa": gail.last_kappa,
+             "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "python_rng": random.getstate()}
+    if gail.fwd is not None:
+        state |= {"fwd": gail.fwd.state_dict(), "fwd_opt": gail.fwd_opt.state_dict(),
+                  "pen_stats": (gail.pen_stats.mean, gail.pen_stats.var, gail.pen_stats.count)}
+    torch.save(state, tmp / "gail.pt")
+    (tmp / "callback.json").write_text(json.dumps({"env_steps": steps, "curve": callback.curve, "stats": callback.stats[-50:],
+                                                   "train_seconds": callback.train_seconds}))
+    final = folder / f"checkpoint-{steps}"
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in folder.glob("checkpoint-*"):
+        if old != final and old.name.split("-")[-1].isdigit() and int(old.name.split("-")[-1]) < steps:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(folder, model_class, env, gail: GAIL, callback):
+    """The agent of ``folder`` (a ``checkpoint-N``) on ``env``, with its replay buffer filled; ``gail`` and
+    ``callback`` restored in place; every RNG state as it was. Returns the agent."""
+    import random
+
+    import torch
+
+    folder = Path(folder)
+    model = model_class.load(folder / "agent.zip", env=env, device="cpu", custom_objects={"replay_buffer_class": replay_buffer_class()})
+    saved = np.load(folder / "replay.npz")
+    buf = model.replay_buffer
+    for key in saved.files:
+        if key in ("pos", "full"):
+            continue
+        getattr(buf, key)[...] = saved[key]
+    buf.pos, buf.full = int(saved["pos"]), bool(saved["full"])
+    state = torch.load(folder / "gail.pt", weights_only=False)  # our own file: RNG states are numpy/python objects
+    gail.disc.load_state_dict(state["disc"])
+    gail.opt.load_state_dict(state["opt"])
+    gail.gen.set_state(state["gen"])
+    gail.last_kappa = state["last_kappa"]
+    if gail.fwd is not None:
+        gail.fwd.load_state_dict(state["fwd"])
+        gail.fwd_opt.load_state_dict(state["fwd_opt"])
+        gail.pen_stats.mean, gail.pen_stats.var, gail.pen_stats.count = state["pen_stats"]
+    saved_cb = json.loads((folder / "callback.json").read_text())
+    callback.curve, callback.stats, callback.train_seconds = saved_cb["curve"], saved_cb["stats"], saved_cb["train_seconds"]
+    torch.set_rng_state(state["torch_rng"])
+    np.random.set_state(state["numpy_rng"])
+    random.setstate(state["python_rng"])
+    return model
+
+
+def log_pending(run, curve: list[dict]) -> None:
+    """Log the curve's points that the run does not hold yet (a kill between a checkpoint and its log)."""
+    from rewardlab import tracking
+
+    logged = {step for step, _ in tracking.metric_history(run.run_id, "eval/true_return", run.uri)}
+    for point in curve:
+        if point["env_steps"] not in logged:
+            log_point(run, point)
 
 
 def steps_to(curve: list[dict], target: float) -> tuple[int | None, float | None]:
@@ -315,10 +403,6 @@ def steps_to(curve: list[dict], target: float) -> tuple[int | None, float | None
         if p["normalized_score"] >= target:
             return p["env_steps"], p["train_seconds"]
     return None, None
-
-
-#: no checkpoints yet: --resume says to run it again
-RESUMABLE = False
 
 
 def load(cfg: Config):
@@ -353,8 +437,10 @@ def fit(cfg: Config, data, job: Job) -> Fitted:
     torch.set_num_threads(cfg.agent.torch_threads)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    env = make_env(demos.env_id, cfg.absorbing, cfg.seed)
-    eval_env = make_env(demos.env_id, cfg.absorbing, cfg.seed + 10_000)
+    done = int(job.checkpoint.name.split("-")[-1]) if job.checkpoint else 0  # environment steps already trained
+    # a resumed run starts new episodes (an environment's state is not saved), from seeds it has not used
+    env = make_env(demos.env_id, cfg.absorbing, cfg.seed + done)
+    eval_env = make_env(demos.env_id, cfg.absorbing, cfg.seed + 10_000 + done)
     low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
     expert = expert_arrays(demos, low, high, cfg.absorbing, cfg.demos.subsample, cfg.seed)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
@@ -364,12 +450,18 @@ def fit(cfg: Config, data, job: Job) -> Fitted:
     model = algo("MlpPolicy", env, learning_rate=a.learning_rate, buffer_size=min(a.buffer_size, a.total_steps + 10), learning_starts=a.learning_starts,
                  batch_size=a.batch_size, gamma=a.gamma, train_freq=a.train_freq, gradient_steps=a.gradient_steps,
                  policy_kwargs={"net_arch": list(a.net_arch)}, replay_buffer_class=replay_buffer_class(), seed=cfg.seed, device="cpu", verbose=0)
-    model.replay_buffer.reward_fn = gail.rewards
     run, out = job.run, job.out
-    run.log_metrics({"demos/expert_return": demos.expert_return, "demos/random_return": demos.random_return,
-                     "demos/transitions": float(len(demos.obs))}, step=0)
-    cb = callback_class()(gail, cfg, eval_env, demos, run)
-    model.learn(total_timesteps=a.total_steps, callback=[cb, *job.callbacks], progress_bar=True)
+    cb = callback_class()(gail, cfg, eval_env, demos, run, out / "checkpoints")
+    if job.checkpoint:
+        model = load_checkpoint(job.checkpoint, algo, env, gail, cb)
+        log_pending(run, cb.curve)
+        print(f"resumed at {done} environment steps from {job.checkpoint}", flush=True)
+    else:
+        run.log_metrics({"demos/expert_return": demos.expert_return, "demos/random_return": demos.random_return,
+                         "demos/transitions": float(len(demos.obs))}, step=0)
+    model.replay_buffer.reward_fn = gail.rewards
+    if done < a.total_steps:
+        model.learn(total_timesteps=a.total_steps - done, callback=[cb, *job.callbacks], progress_bar=True, reset_num_timesteps=not done)
     steps, seconds = steps_to(cb.curve, cfg.eval.target_score)
     best = max(cb.curve, key=lambda p: p["true_return"])
     metrics = {"final_return": cb.curve[-1]["true_return"], "final_normalized_score": cb.curve[-1]["normalized_score"],
