@@ -403,6 +403,9 @@ class Job:
 
     def register(self, folder: Path) -> str | None:
         """Log the reward folder as the run's model and register it (when the recipe says so); once per run."""
+        if not self._registered and self.resuming:  # registered before the interruption (S2E does, before its RL arms)
+            self.model_uri = _mlflow().get_run(self.run.run_id).data.tags.get("model_uri")
+            self._registered = self.model_uri is not None
         if not self._registered:
             cfg = self.cfg
             self.model_uri = self.run.log_reward_model(folder, cfg.name if cfg.tracking.register_model else None)

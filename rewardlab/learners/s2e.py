@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -220,12 +221,14 @@ def eval_callback_class():
     class ArmEval(BaseCallback):
         """Evaluates the deterministic policy on the true reward every ``every`` steps; logs the curve."""
 
-        def __init__(self, eval_env, every: int, episodes: int, target: float, stop: bool, log=None):
+        def __init__(self, eval_env, every: int, episodes: int, target: float, stop: bool, log=None, save=None):
             super().__init__()
             self.eval_env, self.every, self.episodes, self.target, self.stop, self.log = eval_env, every, episodes, target, stop, log
+            self.save = save  # save(model, curve, train_seconds): a checkpoint, before the point is logged
             self.curve: list[dict] = []
             self.t0 = time.perf_counter()
             self.eval_seconds = 0.0
+            self.seconds_before = 0.0  # training seconds of a run resumed from a checkpoint
 
         def _on_step(self) -> bool:
             if self.num_timesteps % self.every == 0:
@@ -245,27 +248,38 @@ def eval_callback_class():
             returns, _ = evaluate_policy(self.model, self.eval_env, self.episodes, deterministic=True, return_episode_rewards=True)
             self.eval_seconds += time.perf_counter() - t
             returns = np.asarray(returns, float)
-            point = {"env_steps": int(self.num_timesteps), "true_return": float(returns.mean()),
-                     "win_rate": float((returns > 0).mean()), "train_seconds": round(time.perf_counter() - self.t0 - self.eval_seconds, 2)}
+            point = {"env_steps": int(self.num_timesteps), "true_return": float(returns.mean()), "win_rate": float((returns > 0).mean()),
+                     "train_seconds": round(self.seconds_before + time.perf_counter() - self.t0 - self.eval_seconds, 2)}
             self.curve.append(point)
+            if self.save:
+                self.save(self.model, self.curve, point["train_seconds"])
             if self.log:
                 self.log(point)
 
     return ArmEval
 
 
-def run_arm(domain: str, arm: str, opponent: str | None, seed: int, rl: RLConfig, shaping, target: float, log=None) -> dict:
-    """Train one agent (one arm, opponent and seed); returns its curve and the steps to ``target``."""
+def run_arm(domain: str, arm: str, opponent: str | None, seed: int, rl: RLConfig, shaping, target: float, log=None,
+            save=None, resume: dict | None = None) -> dict:
+    """Train one agent (one arm, opponent and seed); returns its curve and the steps to ``target``. ``save`` is
+    called at every evaluation (see ArmEval); ``resume`` ({"agent": zip path, "curve", "train_seconds"}) continues
+    an interrupted run: its agent, its step count and its curve (the environments start new episodes)."""
     import torch
     from stable_baselines3 import DQN, PPO
 
     torch.set_num_threads(rl.agent.torch_threads)
-    env = make_env(domain, opponent, shaping, rl.shaping_coef, rl.base_reward, seed)
-    eval_env = make_env(domain, opponent, seed=seed + 10_000)
+    done = resume["curve"][-1]["env_steps"] if resume else 0
+    env = make_env(domain, opponent, shaping, rl.shaping_coef, rl.base_reward, seed + done)
+    eval_env = make_env(domain, opponent, seed=seed + 10_000 + done)
     algo = {"ppo": PPO, "dqn": DQN}[rl.agent.algo]
-    model = algo("MlpPolicy", env, policy_kwargs={"net_arch": list(rl.agent.net_arch)}, seed=seed, device="cpu", verbose=0, **rl.agent.kwargs)
-    cb = eval_callback_class()(eval_env, rl.eval_every, rl.eval_episodes, target, rl.stop_at_target, log)
-    model.learn(total_timesteps=rl.total_steps, callback=cb)
+    cb = eval_callback_class()(eval_env, rl.eval_every, rl.eval_episodes, target, rl.stop_at_target, log, save)
+    if resume:
+        model = algo.load(resume["agent"], env=env, device="cpu")
+        cb.curve, cb.seconds_before = list(resume["curve"]), resume["train_seconds"]
+    else:
+        model = algo("MlpPolicy", env, policy_kwargs={"net_arch": list(rl.agent.net_arch)}, seed=seed, device="cpu", verbose=0, **rl.agent.kwargs)
+    if done < rl.total_steps:
+        model.learn(total_timesteps=rl.total_steps - done, callback=cb, reset_num_timesteps=not done)
     steps = next((p["env_steps"] for p in cb.curve if p["true_return"] >= target), None)
     env.close()
     eval_env.close()
@@ -279,16 +293,19 @@ def shaping_for(arm: str, domain: str, learned):
     return {"none": None, "s2e": learned, "ground_truth": ConceptShapingReward.rules(domain)}[arm]
 
 
-def run_arms(cfg: Config, domain: str, learned, run=None, on_result=()) -> list[dict]:
+def run_arms(cfg: Config, domain: str, learned, run=None, on_result=(), checkpoints: Checkpoints | None = None) -> list[dict]:
     """Every arm x opponent x seed of ``cfg.rl``, one after the other, with a progress bar over the runs;
-    ``on_result`` callables get the results so far after each run."""
+    ``on_result`` callables get the results so far after each run. With ``checkpoints``, the finished runs and the
+    current one (its agent at its last evaluation) are saved at every evaluation, and a resumed job skips the
+    finished runs and continues the current one."""
     from tqdm.auto import tqdm
 
     rl, target = cfg.rl, cfg.target(domain)
     opponents = rl.opponents if domain == "connect4" else [None]
     jobs = [(arm, opp, seed) for opp in opponents for arm in rl.arms for seed in rl.seeds]
-    results = []
-    for arm, opp, seed in tqdm(jobs, desc=f"S2E RL arms ({domain})", unit="run"):
+    results = list(checkpoints.state["results"]) if checkpoints else []
+    current = checkpoints.state.get("current") if checkpoints else None
+    for arm, opp, seed in tqdm(jobs[len(results):], desc=f"S2E RL arms ({domain})", unit="run", initial=len(results), total=len(jobs)):
         key = f"rl/{arm}" + (f"/{opp}" if opp else "") + f"/seed{seed}"
 
         def log(point, key=key):
@@ -296,10 +313,74 @@ def run_arms(cfg: Config, domain: str, learned, run=None, on_result=()) -> list[
             if run is not None:
                 run.log_metrics({f"{key}/true_return": point["true_return"], f"{key}/win_rate": point["win_rate"]}, step=point["env_steps"])
 
-        results.append(run_arm(domain, arm, opp, seed, rl, shaping_for(arm, domain, learned), target, log))
+        resume = None
+        if current is not None and current["job"] == [arm, opp, seed]:
+            resume = {"agent": checkpoints.agent_path(), "curve": current["curve"], "train_seconds": current["train_seconds"]}
+            if run is not None:  # a kill between a checkpoint and its log: log what the run does not hold
+                from rewardlab import tracking
+
+                logged = {s for s, _ in tracking.metric_history(run.run_id, f"{key}/true_return", run.uri)}
+                for point in current["curve"]:
+                    if point["env_steps"] not in logged:
+                        log(point)
+            current = None
+        save = (lambda model, curve, seconds, job=[arm, opp, seed]: checkpoints.save(results, job, curve, seconds, model)) if checkpoints else None
+        results.append(run_arm(domain, arm, opp, seed, rl, shaping_for(arm, domain, learned), target, log, save, resume))
+        if checkpoints:
+            checkpoints.save(results, None)
         for callback in on_result:
             callback(results)  # e.g. a benchmark writing its JSON after every run, so a stopped sweep keeps them
     return results
+
+
+class Checkpoints:
+    """``out/checkpoints/checkpoint-<n>`` (n counts the evaluations saved, so the newest is the largest): the
+    embedding's metrics and history, the finished RL runs, and the current run's curve and agent, with every RNG
+    state. Written under a temporary name and renamed; older checkpoints are removed. The embedder itself is the
+    saved reward folder."""
+
+    def __init__(self, folder, state: dict, counter: int = 0, loaded_from=None):
+        self.folder, self.state, self.counter, self.loaded_from = Path(folder), state, counter, loaded_from
+
+    @classmethod
+    def load(cls, checkpoint) -> Checkpoints:
+        import random
+
+        import torch
+
+        checkpoint = Path(checkpoint)
+        state = json.loads((checkpoint / "state.json").read_text())
+        rng = torch.load(checkpoint / "rng.pt", weights_only=False)  # our own file: numpy/python RNG states
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        return cls(checkpoint.parent, state, int(checkpoint.name.split("-")[-1]), checkpoint)
+
+    def agent_path(self) -> Path:
+        return self.loaded_from / "agent.zip"
+
+    def save(self, results: list[dict], job, curve=None, seconds: float = 0.0, model=None) -> None:
+        import random
+        import shutil
+
+        import torch
+
+        self.counter += 1
+        tmp = self.folder / f"partial-{self.counter}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.state = {**self.state, "results": results,
+                      "current": {"job": job, "curve": curve, "train_seconds": seconds} if job is not None else None}
+        if model is not None:
+            model.save(tmp / "agent.zip")
+        torch.save({"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}, tmp / "rng.pt")
+        (tmp / "state.json").write_text(json.dumps(self.state))
+        final = self.folder / f"checkpoint-{self.counter}"
+        tmp.rename(final)
+        for old in self.folder.glob("checkpoint-*"):
+            if old != final:
+                shutil.rmtree(old, ignore_errors=True)
+        self.loaded_from = final
 
 
 def _mean_std(values) -> dict[str, float]:
@@ -353,10 +434,6 @@ def curves_figure(results: list[dict], domain: str, target: float):
     return fig
 
 
-#: no checkpoints yet: --resume says to run it again
-RESUMABLE = False
-
-
 def load(cfg: Config) -> dict:
     """Build (or read from the cache) the explanation dataset and split it."""
     from rewardlab.data.s2e_dataset import build
@@ -387,6 +464,12 @@ def fit(cfg: Config, data: dict, job: Job) -> Fitted:
     from rewardlab.rewards.concept import ConceptShapingReward
 
     domain, run, out = data["domain"], job.run, job.out
+    if job.checkpoint:  # the embedding was trained, saved and registered before the kill: continue with the RL arms
+        checkpoints = Checkpoints.load(job.checkpoint)
+        metrics, history = checkpoints.state["metrics"], checkpoints.state["history"]
+        folder = out / "reward"
+        print(f"resumed from {job.checkpoint}: {len(checkpoints.state['results'])} RL runs done", flush=True)
+        return _fit_rl(cfg, domain, job, folder, metrics, history, checkpoints)
     train = transition_arrays(data["train"], domain, mirror=cfg.embedding.mirror)
     test = transition_arrays(data["test"], domain)
     t0 = time.perf_counter()
@@ -406,11 +489,21 @@ def fit(cfg: Config, data: dict, job: Job) -> Fitted:
           f"@3 {metrics['recall_at_3']:.3f} over {len(explanations)} explanations (chance {metrics['chance_recall_at_1']:.3f}, "
           f"most frequent explanation {metrics['majority_recall_at_1']:.3f}); {len(test['truth'])} test transitions", flush=True)
     folder = ConceptShapingReward.save(embedder, out / "reward", recipe=cfg.name, recall_at_1=metrics["recall_at_1"])
-    learned = ConceptShapingReward.from_folder(folder)
     job.register(folder)  # before the RL arms, which take far longer than the embedding
+    checkpoints = Checkpoints(out / "checkpoints", {"metrics": metrics, "history": history, "results": [], "current": None})
+    checkpoints.save([], None)  # a kill from here on resumes without training the embedding again
+    return _fit_rl(cfg, domain, job, folder, metrics, history, checkpoints)
+
+
+def _fit_rl(cfg: Config, domain: str, job: Job, folder, metrics: dict, history, checkpoints: Checkpoints) -> Fitted:
+    """The RL arms on the saved embedding, and what the run reports about them."""
+    from rewardlab.rewards.concept import ConceptShapingReward
+
+    run, out = job.run, job.out
+    learned = ConceptShapingReward.from_folder(folder)
     results, summary, figures, lines = [], {}, {}, []
     if cfg.rl.enabled:
-        results = run_arms(cfg, domain, learned, run, on_result=job.callbacks)
+        results = run_arms(cfg, domain, learned, run, on_result=job.callbacks, checkpoints=checkpoints)
         summary = summarise(results, cfg.rl.total_steps)
         for name, s in summary.items():
             run.log_metrics({f"rl/{name}/{k}": float(v) for k, v in s.items() if v is not None})

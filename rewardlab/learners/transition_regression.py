@@ -49,10 +49,6 @@ def r2(pred, target) -> float:
     return float(1 - ((pred - target) ** 2).sum() / ((target - target.mean()) ** 2).sum())
 
 
-#: trains in seconds and keeps no checkpoints: --resume says to run it again
-RESUMABLE = False
-
-
 def load(cfg: Config):
     return load_transitions(cfg.data)
 
@@ -72,8 +68,15 @@ def fit(cfg: Config, data, job: Job) -> Fitted:
     net.set_normalisation(net.features(obs, act, nxt))
     opt = torch.optim.Adam(net.parameters(), lr=cfg.train.learning_rate)
     gen = torch.Generator().manual_seed(cfg.seed)
-    losses = []
-    for epoch in (bar := tqdm(range(cfg.train.epochs), desc="transition regression", unit="epoch")):
+    losses, start_epoch = [], 0
+    if job.checkpoint:  # a checkpoint per epoch: the model, the optimiser, the data order's generator, the losses
+        state = torch.load(job.checkpoint / "state.pt", weights_only=False)
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"])
+        losses, start_epoch = state["losses"], len(state["losses"])
+    for epoch in (bar := tqdm(range(start_epoch, cfg.train.epochs), desc="transition regression", unit="epoch",
+                              initial=start_epoch, total=cfg.train.epochs)):
         perm = torch.randperm(len(rew), generator=gen)
         total = 0.0
         for start in range(0, len(rew), cfg.train.batch_size):
@@ -86,14 +89,35 @@ def fit(cfg: Config, data, job: Job) -> Fitted:
         losses.append(total / len(rew))
         with torch.no_grad():
             test_r2 = r2(net(t_obs, t_act, t_nxt), t_rew)
-        job.run.log_metrics({"train/mse": losses[-1], "eval/r2": test_r2}, step=epoch)
+        save_checkpoint(job.out / "checkpoints", epoch + 1, {"net": net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                                                             "losses": losses})
+        job.run.log_metrics({"train/mse": losses[-1], "eval/r2": test_r2}, step=epoch)  # after the checkpoint: never lost
         bar.set_postfix(mse=f"{losses[-1]:.3f}", r2=f"{test_r2:.3f}")
+        for callback in job.callbacks:
+            callback(epoch)
     folder = MLPTransitionReward.save(net, job.out / "reward", recipe=cfg.name)
     reward = MLPTransitionReward.from_folder(folder)
     pred = reward.score(t_obs.numpy(), t_act.numpy(), t_nxt.numpy(), torch.zeros(len(t_rew)).numpy())
     metrics = {"r2": r2(torch.as_tensor(pred), t_rew), "mse": float(((torch.as_tensor(pred) - t_rew) ** 2).mean())}
     return Fitted(folder, metrics, {"plots/fit.png": _fit_figure(pred, t_rew.numpy(), losses)},
                   f"held-out R^2 {metrics['r2']:.3f}  MSE {metrics['mse']:.4f}", cfg.train.epochs, extra={"losses": losses})
+
+
+def save_checkpoint(folder, epochs: int, state: dict) -> None:
+    """``folder/checkpoint-<epochs>`` with ``state``, written under a temporary name and renamed; older ones removed."""
+    import shutil
+
+    import torch
+
+    tmp = folder / f"partial-{epochs}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    torch.save(state, tmp / "state.pt")
+    final = folder / f"checkpoint-{epochs}"
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in folder.glob("checkpoint-*"):
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _fit_figure(pred, target, losses):

@@ -60,3 +60,32 @@ def test_gail_killed_mid_run_resumes_the_same_run_without_redoing_or_losing_an_e
     assert (out / "reward" / "reward.json").exists()
     # the resumed process continued the agent: SB3 counted the steps done before the kill
     assert "final_return" in json.loads((out / "eval.json").read_text())
+
+
+S2E = ["data.episodes=30", "embedding.epochs=2", "rl.arms=[none, s2e]", "rl.seeds=[0]", "rl.opponents=[random]", "rl.total_steps=3072",
+       "rl.eval_every=1024", "rl.eval_episodes=2", "rl.agent.kwargs={n_steps: 128, batch_size: 64}", "name=s2e-kill"]
+
+
+def test_s2e_killed_during_its_rl_arms_resumes_without_training_the_embedding_again(tmp_path):
+    out, store = tmp_path / "runs" / "s2e-kill", f"sqlite:///{tmp_path}/mlflow.db"
+    first = train("s2e_connect4", S2E, tmp_path)
+    # checkpoint-1: the embedding; then one per evaluation and one per finished arm: 2-4 the first arm's evaluations,
+    # 5 its end, 6-8 the second arm's. Killed once checkpoint-7 exists: in the middle of the second arm
+    kill_after(first, out / "checkpoints" / "checkpoint-7")
+    run_id = json.loads((out / "run.json").read_text())["run_id"]
+    before = tracking.get_run_data(run_id, store)
+    assert before.data.tags["model_uri"] == "models:/s2e-kill/1"
+
+    resumed = train("s2e_connect4", S2E, tmp_path, resume=True)
+    log, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, log[-3000:]
+    assert "resumed from" in log and "S2E embedding" not in log  # the embedding is not trained again
+    assert "rl/none/random/seed0  step" not in log  # the finished arm is not redone
+    assert "rl/s2e/random/seed0  step    1024" not in log  # nor the second arm's evaluations before the kill
+
+    run = tracking.get_run_data(run_id, store)
+    assert run.info.status == "FINISHED" and run.data.tags["model_uri"] == "models:/s2e-kill/1"  # registered once
+    for arm in ("none", "s2e"):
+        steps = [s for s, _ in tracking.metric_history(run_id, f"rl/{arm}/random/seed0/true_return", store)]
+        assert steps == [1024, 2048, 3072], (arm, steps)  # each evaluation exactly once
+    assert [r["arm"] for r in json.loads((out / "rl_curves.json").read_text())] == ["none", "s2e"]
