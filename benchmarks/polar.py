@@ -18,10 +18,13 @@ Run:  python benchmarks/polar.py --seeds 0 1 2                 (~2.5 h on 2 CPU 
       python benchmarks/polar.py --seeds 0 --sizes 16 64       (a quicker look)
       python benchmarks/polar.py --seeds 1 2 --append --pretrained models:/polar-pretrain/1   (reuse a pretraining run
                                                                  in the same store: see --store)
+      python benchmarks/polar.py --seeds 1 --sizes all --append --pretrained DIR   (fill in one size of a seed; the
+                                                                 other recorded sizes and seeds are kept)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -46,7 +49,8 @@ def main() -> int:
     args = seed_sweep_args(__doc__, RESULTS, extra)
     overrides = [*args.set, *(f"pretrain:{kv}" for kv in args.pretrain_set), *(f"finetune:{kv}" for kv in args.finetune_set),
                  f"eval_pairs={args.eval_pairs}"]
-    rows = previous_rows(args, overrides)
+    # --append keeps every recorded (seed, size) not being run now, so one missing size of a seed can be filled in
+    rows = [r for r in previous_rows(_all_seeds(args), overrides) if not (r["seed"] in args.seeds and r["size"] in args.sizes)]
     if args.store:
         Path(args.store).mkdir(parents=True, exist_ok=True)
         use_store(Path(args.store).resolve())
@@ -74,11 +78,23 @@ def main() -> int:
                        **{k: m[k] for k in KEYS if k in m}}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-                summary = summarize(rows, args.sizes)
+                summary = summarize(rows, _sizes(rows, args.sizes))
                 write_results(args.out, sorted({r["seed"] for r in rows}), overrides, rows, summary)
                 extend(args.out, pretrain, pretrained_uri)
-    print_table(summarize(rows, args.sizes), args.sizes)
+    sizes = _sizes(rows, args.sizes)
+    print_table(summarize(rows, sizes), sizes)
     return 0
+
+
+def _sizes(rows: list[dict], asked: list[str]) -> list[str]:
+    """Every size with a recorded run, smallest first ('all' last), so a partial rerun keeps the whole summary."""
+    have = {r["size"] for r in rows} | set(asked)
+    return sorted(have, key=lambda s: (s == "all", int(s) if s != "all" else 0))
+
+
+def _all_seeds(args):
+    """``args`` with no seeds, so previous_rows returns every recorded run (polar.py filters by seed and size)."""
+    return argparse.Namespace(**{**vars(args), "seeds": []})
 
 
 def extend(path: str, pretrain: dict | None, uri: str) -> None:

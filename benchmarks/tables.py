@@ -4,7 +4,8 @@ S2E: each s2e_<domain>*.json (benchmarks/s2e.py) holds the runs of some arms; ru
 across the files given. GAIL: each gail_<task>*.json (benchmarks/gail.py) holds runs of some arms and seeds; they are
 pooled by arm. Every number is mean +- std over the seeds found (sample std).
 
-POLAR (benchmarks/polar.py), goal (benchmarks/goal_rm.py) and rm (benchmarks/rm_training.py) read one file each.
+POLAR (benchmarks/polar.py), goal (benchmarks/goal_rm.py) and rm (benchmarks/rm_training.py) read one file each; rlhf
+(benchmarks/rlhf.py) pools runs by arm across the files given.
 
 Run:  python benchmarks/tables.py s2e benchmarks/results/s2e_connect4.json
       python benchmarks/tables.py s2e benchmarks/results/s2e_lunarlander_*.json
@@ -12,6 +13,8 @@ Run:  python benchmarks/tables.py s2e benchmarks/results/s2e_connect4.json
       python benchmarks/tables.py polar benchmarks/results/polar.json --plot benchmarks/results/polar_low_data.png
       python benchmarks/tables.py goal benchmarks/results/goal_rm_steps.json
       python benchmarks/tables.py rm benchmarks/results/rm_training.json
+      python benchmarks/tables.py rlhf benchmarks/results/rlhf_spo_oracle_s0.json benchmarks/results/rlhf_grpo_noisy_rm_s0.json \
+          benchmarks/results/rlhf_spo_noisy_s1.json
 """
 
 from __future__ import annotations
@@ -202,13 +205,27 @@ def plot(kind: str, paths: list[Path], target: Path) -> None:
     print(f"wrote {target}")
 
 
+def rlhf_table(paths: list[Path]) -> str:
+    """benchmarks/rlhf.py runs pooled by arm across files (each file may hold some arms and seeds)."""
+    groups = defaultdict(list)
+    for path in paths:
+        for run in json.loads(path.read_text())["runs"]:
+            groups[run["arm"]].append(run)
+    lines = ["| arm | seeds | held-out before | after | gain | fixed / broken | KL at the end |", "|---|---|---|---|---|---|---|"]
+    for arm, runs in groups.items():
+        col = lambda k, d=3: ms([r[k] for r in runs], d)  # noqa: E731
+        lines.append(f"| {arm} | {len(runs)} | {col('before')} | {col('after')} | {col('gain')} | "
+                     f"{statistics.mean(r['fixed'] for r in runs):.1f} / {statistics.mean(r['broken'] for r in runs):.1f} | {col('kl_last')} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("kind", choices=["s2e", "gail", "polar", "goal", "rm"])
+    ap.add_argument("kind", choices=["s2e", "gail", "polar", "goal", "rm", "rlhf"])
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--plot", type=Path, default=None, help="also draw the learning curves (mean, band over seeds) as a PNG")
     args = ap.parse_args()
-    tables = {"s2e": s2e_table, "gail": gail_table, "polar": polar_table, "goal": goal_table, "rm": rm_table}
+    tables = {"s2e": s2e_table, "gail": gail_table, "polar": polar_table, "goal": goal_table, "rm": rm_table, "rlhf": rlhf_table}
     print(tables[args.kind](args.files))
     if args.plot and args.kind == "polar":
         polar_plot(args.files, args.plot)
