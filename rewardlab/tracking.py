@@ -303,9 +303,13 @@ def load_run_state(out: Path) -> dict:
 
 
 def last_checkpoint(folder: Path) -> Path | None:
-    """The newest ``checkpoint-N`` folder (transformers' layout), or None."""
-    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+    """The newest ``checkpoint-N`` folder (transformers' layout, which every learner's checkpoints follow), or None."""
+    if not folder.is_dir():
+        return None
+    from transformers.trainer_utils import get_last_checkpoint
+
+    found = get_last_checkpoint(str(folder))
+    return Path(found) if found else None
 
 
 def resume_point(out: Path, resume: bool) -> tuple[str | None, Path | None]:

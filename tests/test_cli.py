@@ -161,15 +161,17 @@ def test_subcommand_help_is_their_own_and_lists_each_builders_options(capsys):
         assert exit_.value.code == 0 and all(w in out for w in wanted), (argv, out[:400])
 
 
-def test_every_file_the_readme_points_to_is_in_the_repository():
+def test_every_file_the_readme_and_docs_point_to_is_in_the_repository():
     import re
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    text = (root / "README.md").read_text()
+    text = "\n".join(p.read_text() for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))])
+    for link in re.findall(r"\]\(((?:\.\./)?[\w./-]+\.(?:md|png))\)", text):  # markdown links, from the README or docs/
+        assert (root / link).exists() or (root / "docs" / link).resolve().exists(), link
     tops = "recipes|benchmarks|data_cards|rewardlab|tests|docs|\\.ci"
     named = set(re.findall(rf"`((?:{tops})/[\w./-]+)`", text)) | set(re.findall(r"\b([\w-]+\.md)\b", text))
     made_by_you = (".venv",)  # git-ignored folders the README tells you how to create
     missing = sorted(n for n in named if not any(m in n for m in made_by_you)
-                     and not ((root / n).exists() or (root / "data_cards" / n).exists()))
+                     and not any((folder / n).exists() for folder in (root, root / "data_cards", root / "docs")))
     assert not missing, f"the README names files the repository lacks: {missing}"

@@ -134,11 +134,13 @@ def parse_card(path: str | Path) -> Card:
     text = path.read_text()
     if not text.startswith("---"):
         raise DataError(f"{path}: a card starts with YAML front matter between '---' lines")
-    try:
-        _, front, prose = text.split("---", 2)
-        meta = yaml.safe_load(front) or {}
+    from huggingface_hub import DatasetCard
+
+    try:  # the Hugging Face hub's own card parser: front matter as DatasetCardData, the prose as text
+        card = DatasetCard(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise DataError(f"{path}: the front matter is not valid YAML ({exc})") from None
+    meta, prose = card.data.to_dict(), card.text
     missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:
         raise DataError(f"{path}: the front matter lacks required key '{missing[0]}' (required: {', '.join(REQUIRED_KEYS)})")
