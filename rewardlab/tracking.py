@@ -81,6 +81,21 @@ def param_strings(params: Mapping[str, Any]) -> dict[str, str]:
     return {k: str(v)[:6000] for k, v in flat.items()}
 
 
+def _dataset_source(source: str):
+    """What MLflow records as a dataset's source: a Hugging Face hub dataset (``hf://datasets/<id> (config)@rev``) as
+    MLflow's HuggingFaceDatasetSource, anything else (a file, a builder) as the text itself (a local source)."""
+    if not source.startswith("hf://datasets/"):
+        return source
+    rest = source[len("hf://datasets/"):]
+    head, _, revision = rest.partition("@")
+    path, _, config = head.partition(" (")
+    if Path(path).exists():  # a local dataset folder given as hf:/path
+        return path
+    from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
+
+    return HuggingFaceDatasetSource(path=path, config_name=config.rstrip(")") or None, revision=revision or None)
+
+
 class Run:
     """A thin handle on the active MLflow run; learners log through this and never through mlflow."""
 
@@ -132,7 +147,7 @@ class Run:
                 frame[col] = frame[col].map(json.dumps)
         with warnings.catch_warnings():  # known and harmless: our integer columns (ids, labels) never hold missing values
             warnings.filterwarnings("ignore", message=".*Integer columns in Python cannot represent missing values.*")
-            dataset = mlflow.data.from_pandas(frame, source=source, name=name)
+            dataset = mlflow.data.from_pandas(frame, source=_dataset_source(source), name=name)
             mlflow.log_input(dataset, context=context)
         if card_path is not None:
             mlflow.log_artifact(str(card_path), "data_cards")

@@ -40,9 +40,22 @@ class TextDataConfig(BaseModel):
     label_flip_seed: int = 0
     max_eval_pairs: int | None = None
     max_eval_samples: int | None = None  # cap on labelled held-out samples scored for AUROC
+    # external data (data.name hf:<id>, or data.path without data.card): see rewardlab/data/external.py
+    config: str | None = None  # the Hugging Face dataset's configuration (subset) name
+    revision: str | None = None  # a branch, tag or commit of the hub dataset
+    split: str | None = None  # the training split (default: train)
+    test_split: str | None = None  # the held-out split (default: test, test_prefs or validation, else test_fraction)
+    test_fraction: float = Field(0.1, gt=0, lt=1)  # held out, seeded, when the source has no test split or split column
+    split_seed: int = 0
+    columns: dict[str, str] = {}  # rewardlab field -> your column, e.g. {prompt: question, chosen: good, rejected: bad}
+    margin_from_scores: bool = False  # margin = score_chosen - score_rejected (UltraFeedback), for TRL's margin loss
 
     @model_validator(mode="after")
     def _typed_builder(self):
+        unknown = sorted(set(self.columns) - {"prompt", "chosen", "rejected", "margin", "subset", "reference"})
+        if unknown:
+            raise DataError(f"data.columns: unknown field {', '.join(unknown)}; the fields are prompt, chosen, rejected, margin, "
+                            "subset, reference (each mapped to your column's name)")
         if self.path is None and self.name in registry.names("preferences"):
             self.builder = registry.typed(self.name, self.builder, "data.builder")
         elif self.builder:
@@ -100,7 +113,12 @@ def _load_hub_preferences(name: str) -> tuple[list[dict], list[dict]]:
 
 def load_preferences(cfg: TextDataConfig) -> PreferenceData:
     """Load and validate preference data; pairs carry prompt/chosen/rejected (TRL's explicit-prompt format)."""
-    if cfg.path is not None:
+    if cfg.name.startswith("hf:") or (cfg.path is not None and cfg.card is None):
+        from rewardlab.data.external import load_external
+
+        train, test, source = load_external(cfg)
+        data = PreferenceData(cfg.name if cfg.path is None else Path(cfg.path).stem, find_card("preference-pairs"), source, train, test)
+    elif cfg.path is not None:
         card = _card_for(cfg.card, cfg.name)
         rows = card.validate_rows(read_jsonl(cfg.path), "pairs" if "pairs" in card.configs() else None, source=cfg.path)
         train = [r for r in rows if r.get("split", "train") == "train"]

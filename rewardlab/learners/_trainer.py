@@ -129,6 +129,9 @@ def preference_dataset(rows: Iterable[dict], encode: Callable[[dict, str], tuple
     cols: dict[str, list] = {"chosen_ids": [], "rejected_ids": [], "length": []}
     if starts:
         cols |= {"chosen_start": [], "rejected_start": []}
+    rows = list(rows)
+    if rows and all("margin" in row for row in rows):  # TRL's margin loss: -log sigma(r_c - r_r - margin)
+        cols["margin"] = [float(row["margin"]) for row in rows]
     for row in rows:
         c, r = encode(row, good), encode(row, bad)
         cols["chosen_ids"].append(c[0])
