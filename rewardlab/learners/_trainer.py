@@ -16,6 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from rewardlab import backbones
 
 
+class LoraSettings(BaseModel):
+    """peft LoRA adapters on the backbone; the scalar head is trained in full (peft's modules_to_save for SEQ_CLS).
+    The saved reward is the merged model, so it loads, serves and registers like any other."""
+
+    model_config = ConfigDict(extra="forbid")
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | None = None  # None: peft's default for the architecture (q_proj, v_proj on Llama)
+
+
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     backbone: str = backbones.SMOLLM2  # embedded:smollm2-135m-instruct, embedded:minilm-l6, a hub id or a path
@@ -24,6 +35,9 @@ class ModelConfig(BaseModel):
     freeze_layers: int = Field(0, ge=0)  # freeze embeddings + the first N blocks: faster, less memory, less capacity
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     attn_implementation: str | None = None  # e.g. "flash_attention_2" with the [gpu] extra; None lets transformers pick
+    # LoRA instead of full fine-tuning: {r, alpha, dropout, target_modules}; with freeze_layers N, only the blocks
+    # above the first N get adapters (the same "train the top blocks" as without LoRA)
+    lora: LoraSettings | None = None
 
 
 class TrainConfig(BaseModel):
@@ -96,6 +110,32 @@ def reward_config(t: TrainConfig, output_dir, max_length: int, seed: int):
     # Without use_cpu, a CPU-only torchrun launch trains one full copy per process instead of DDP (gloo).
     return RewardConfig(output_dir=str(output_dir), use_cpu=not torch.cuda.is_available(), max_length=max_length, seed=seed,
                         data_seed=seed, **kwargs, **FIXED, **t.trl)
+
+
+def peft_config(lora: LoraSettings | None, model, freeze_layers: int = 0):
+    """peft's LoraConfig for ``lora`` on ``model`` (None without LoRA)."""
+    if lora is None:
+        return None
+    from peft import LoraConfig
+
+    from rewardlab.models.scalar_head import blocks_of
+
+    blocks = blocks_of(model)
+    n = len(blocks) if blocks is not None else 0
+    layers = list(range(freeze_layers, n)) if freeze_layers and n else None
+    return LoraConfig(task_type="SEQ_CLS", r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                      target_modules=lora.target_modules, layers_to_transform=layers)
+
+
+def final_model(trainer) -> tuple[object, dict]:
+    """The trained model to save and evaluate: with LoRA the adapters merged into the backbone (a plain
+    transformers model again), and the adapter's size; without, the model as it is."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if not hasattr(model, "merge_and_unload"):
+        return model, {}
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    info = {"lora_trainable_params": float(trainable), "lora_adapter_mb": trainable * 4 / 2**20}
+    return model.merge_and_unload(), info
 
 
 def reward_trainer(model, tokenizer, train_dataset, t: TrainConfig, output_dir, max_length: int, seed: int, callbacks=(),

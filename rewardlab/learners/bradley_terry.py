@@ -19,7 +19,8 @@ from typing import Literal
 from rewardlab import backbones
 from rewardlab.data import PreferenceData, TextDataConfig, load_preferences
 from rewardlab.tracking import Fitted, Job, RecipeBase, is_main_process
-from rewardlab.learners._trainer import ModelConfig, TrainConfig, preference_dataset, reward_trainer, scalar_model, text_datasets, train
+from rewardlab.learners._trainer import (ModelConfig, TrainConfig, final_model, peft_config, preference_dataset, reward_trainer,
+                                         scalar_model, text_datasets, train)
 from rewardlab.rewards.evaluate import evaluate_splits, figures, format_report
 from rewardlab.rewards.text import ScalarTextReward, encode
 
@@ -40,7 +41,8 @@ def make_trainer(cfg: Config, data: PreferenceData, tokenizer, callbacks=()):
     """A TRL RewardTrainer configured from the recipe, on pre-tokenized pairs."""
     model = scalar_model(cfg.model, tokenizer, cfg.seed)
     dataset = tokenize_pairs(data.train_pairs, tokenizer, cfg.model.max_length, cfg.model.template)
-    return reward_trainer(model, tokenizer, dataset, cfg.train, cfg.out() / "checkpoints", cfg.model.max_length, cfg.seed, callbacks)
+    return reward_trainer(model, tokenizer, dataset, cfg.train, cfg.out() / "checkpoints", cfg.model.max_length, cfg.seed, callbacks,
+                          peft_config=peft_config(cfg.model.lora, model, cfg.model.freeze_layers))
 
 
 def load(cfg: Config) -> PreferenceData:
@@ -61,7 +63,9 @@ def fit(cfg: Config, data: PreferenceData, job: Job) -> Fitted:
     if not is_main_process():
         return Fitted(None, extra=extra)
     m = cfg.model
-    folder = ScalarTextReward.save(trainer.model, tokenizer, job.out / "reward", m.max_length, m.template, backbone=m.backbone, recipe=cfg.name)
-    reward = ScalarTextReward(trainer.model, tokenizer, m.max_length, batch_size=cfg.train.eval_batch_size, template=m.template)
+    model, adapter = final_model(trainer)
+    folder = ScalarTextReward.save(model, tokenizer, job.out / "reward", m.max_length, m.template, backbone=m.backbone, recipe=cfg.name)
+    reward = ScalarTextReward(model, tokenizer, m.max_length, batch_size=cfg.train.eval_batch_size, template=m.template)
     result, shifted, metrics = evaluate_splits(reward, data)
+    metrics |= adapter
     return Fitted(folder, metrics, figures(result, trainer.state.log_history, shifted), format_report(metrics), step, extra=extra)

@@ -27,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab.data import DataError, PreferenceData, TextDataConfig, load_preferences
 from rewardlab.tracking import Fitted, Job, RecipeBase, is_main_process
-from rewardlab.learners._trainer import ModelConfig, TrainConfig, preference_dataset, reward_trainer, scalar_model, text_datasets, train
+from rewardlab.learners._trainer import (ModelConfig, TrainConfig, final_model, peft_config, preference_dataset, reward_trainer,
+                                         scalar_model, text_datasets, train)
 from rewardlab.rewards.evaluate import auroc, evaluate_splits, figures, format_report
 from rewardlab.rewards.goal import GoalTextReward, filter_vote, goal_from_states, majority, min_q, q_from_states, q_rerank
 from rewardlab.rewards.text import encode_span
@@ -278,16 +279,18 @@ def fit(cfg: Config, data, job: Job) -> Fitted:
     trainer = reward_trainer(model, tokenizer, dataset, cfg.train, job.out / "checkpoints", m.max_length, cfg.seed,
                              [job.run.trainer_callback(), *job.callbacks], trainer_class=make_trainer_class(),
                              data_collator=make_collator(tokenizer.pad_token_id), beta=cfg.contrastive.beta,
-                             n_positions=cfg.contrastive.n_positions)
+                             n_positions=cfg.contrastive.n_positions, peft_config=peft_config(m.lora, model, m.freeze_layers))
     train(trainer, job)
     extra = {"log_history": trainer.state.log_history, "global_step": trainer.state.global_step}
     if not is_main_process():
         return Fitted(None, extra=extra)
-    reward = GoalTextReward(trainer.model, tokenizer, max_length=m.max_length, batch_size=cfg.train.eval_batch_size, template=m.template)
+    model, adapter = final_model(trainer)
+    reward = GoalTextReward(model, tokenizer, max_length=m.max_length, batch_size=cfg.train.eval_batch_size, template=m.template)
     threshold, goal_source = fit_goal(reward, data, cfg.q_eval)
-    folder = GoalTextReward.save(trainer.model, tokenizer, job.out / "reward", m.max_length, m.template, reward.goal_state,
+    folder = GoalTextReward.save(model, tokenizer, job.out / "reward", m.max_length, m.template, reward.goal_state,
                                  backbone=m.backbone, recipe=cfg.name, goal_from=goal_source, beta=cfg.contrastive.beta)
     result, shifted, metrics = evaluate_splits(reward, data)
+    metrics |= adapter
     if baseline is not None:
         metrics.update(baseline_metrics(baseline, data))
     figs = figures(result, trainer.state.log_history, shifted)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rewardlab import backbones
 from rewardlab.data import DataError, TextDataConfig, load_preferences
 from rewardlab.tracking import DatasetInput, Fitted, Job, RecipeBase, is_main_process
-from rewardlab.learners._trainer import TrainConfig, preference_dataset, reward_trainer, train
+from rewardlab.learners._trainer import LoraSettings, TrainConfig, final_model, peft_config, preference_dataset, reward_trainer, train
 from rewardlab.rewards.evaluate import score_unique
 from rewardlab.rewards.polar import PolarReward, add_polar_tokens, encode_triple
 
@@ -39,6 +39,7 @@ class PolarModelConfig(BaseModel):
     freeze_layers: int = Field(0, ge=0)  # freeze embeddings + the first N blocks: faster, less capacity
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     attn_implementation: str | None = None
+    lora: LoraSettings | None = None  # LoRA adapters instead of full fine-tuning (the head and the new tokens' rows stay as without)
 
 
 class PoolConfig(BaseModel):
@@ -290,13 +291,14 @@ def fit(cfg: Config, data: dict, job: Job) -> Fitted:
     else:
         train_rows, dataset = data["train"], tokenize_triplets(data["train"], tokenizer, m.max_length, "chosen", "rejected")
     trainer = reward_trainer(model, tokenizer, dataset, cfg.train, job.out / "checkpoints", m.max_length, cfg.seed,
-                             [job.run.trainer_callback(), *job.callbacks])
+                             [job.run.trainer_callback(), *job.callbacks], peft_config=peft_config(m.lora, model, m.freeze_layers))
     train(trainer, job)
     extra = {"log_history": trainer.state.log_history, "global_step": trainer.state.global_step}
     if not is_main_process():
         return Fitted(None, extra=extra)
-    folder = PolarReward.save(trainer.model, tokenizer, job.out / "reward", m.max_length, backbone=m.backbone, recipe=cfg.name,
+    model, adapter = final_model(trainer)
+    folder = PolarReward.save(model, tokenizer, job.out / "reward", m.max_length, backbone=m.backbone, recipe=cfg.name,
                               stage=cfg.stage, init_from=m.init_from)
-    reward = PolarReward(trainer.model, tokenizer, m.max_length, batch_size=cfg.train.eval_batch_size)
-    metrics = {**evaluate_polar(reward, data["triplets"], data["test"], data["shifted"]), "train_rows": len(train_rows)}
+    reward = PolarReward(model, tokenizer, m.max_length, batch_size=cfg.train.eval_batch_size)
+    metrics = {**evaluate_polar(reward, data["triplets"], data["test"], data["shifted"]), "train_rows": len(train_rows), **adapter}
     return Fitted(folder, metrics, report=format_polar_report(metrics), step=trainer.state.global_step, extra=extra)

@@ -9,7 +9,7 @@ from torch import nn
 from rewardlab import backbones
 
 
-def _blocks(model) -> nn.ModuleList | None:
+def blocks_of(model) -> nn.ModuleList | None:
     """The transformer blocks of a backbone, whatever the architecture calls them."""
     base = model.base_model
     for path in ("layers", "encoder.layer", "h", "transformer.h", "decoder.layers"):
@@ -28,7 +28,7 @@ def freeze_bottom(model, n_layers: int) -> int:
     """
     if n_layers <= 0:
         return 0
-    blocks = _blocks(model)
+    blocks = blocks_of(model)
     if blocks is None:
         raise ValueError(f"{type(model).__name__}: cannot find its transformer blocks to freeze")
     n_layers = min(n_layers, len(blocks))
@@ -58,6 +58,9 @@ def per_token_head(model) -> nn.Linear | None:
     """The scalar head when it reads every token's final hidden state (causal-LM classifiers: ``score``), else None.
     Encoders' heads read a pooled [CLS] vector instead, which has no per-token states to give."""
     head = getattr(model, "score", None)
+    saved = getattr(head, "modules_to_save", None)  # peft (LoRA) trains a copy of the head: hook that one
+    if saved is not None:
+        head = saved[next(iter(saved))]
     return head if isinstance(head, nn.Linear) else None
 
 
