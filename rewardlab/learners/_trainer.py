@@ -158,12 +158,14 @@ def reward_trainer(model, tokenizer, train_dataset, t: TrainConfig, output_dir, 
 
 
 def preference_dataset(rows: Iterable[dict], encode: Callable[[dict, str], tuple], good: str = "chosen", bad: str = "rejected",
-                       starts: bool = False):
+                       starts: bool = False, counts: dict | None = None):
     """A datasets.Dataset in TRL's pre-tokenized format: ``chosen_ids`` = encode(row, good), ``rejected_ids`` =
     encode(row, bad), ``length`` (the longer of the two, for length grouping), and with ``starts`` the index of
     each side's first response token (``chosen_start``/``rejected_start``).
 
-    ``encode(row, side)`` returns ``(ids, ...)``, or ``(ids, cut, start)`` when ``starts`` is set."""
+    ``encode(row, side)`` returns ``(ids, cut)``, or ``(ids, cut, start)`` when ``starts`` is set. Pairs longer than
+    the model's max length are cut from the left (never dropped, as TRL's own tokenisation would); ``counts``, when
+    given, receives ``truncated_pairs`` (either side cut) and ``pairs``."""
     from datasets import Dataset
 
     cols: dict[str, list] = {"chosen_ids": [], "rejected_ids": [], "length": []}
@@ -172,14 +174,18 @@ def preference_dataset(rows: Iterable[dict], encode: Callable[[dict, str], tuple
     rows = list(rows)
     if rows and all("margin" in row for row in rows):  # TRL's margin loss: -log sigma(r_c - r_r - margin)
         cols["margin"] = [float(row["margin"]) for row in rows]
+    truncated = 0
     for row in rows:
         c, r = encode(row, good), encode(row, bad)
+        truncated += bool(c[1] or r[1])
         cols["chosen_ids"].append(c[0])
         cols["rejected_ids"].append(r[0])
         cols["length"].append(max(len(c[0]), len(r[0])))
         if starts:
             cols["chosen_start"].append(c[2])
             cols["rejected_start"].append(r[2])
+    if counts is not None:
+        counts.update(truncated_pairs=float(truncated), pairs=float(len(rows)))
     return Dataset.from_dict(cols)
 
 

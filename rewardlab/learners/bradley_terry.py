@@ -32,15 +32,15 @@ class Config(RecipeBase):
     train: TrainConfig = TrainConfig()
 
 
-def tokenize_pairs(pairs: list[dict], tokenizer, max_length: int, template: str = "chat"):
+def tokenize_pairs(pairs: list[dict], tokenizer, max_length: int, template: str = "chat", counts: dict | None = None):
     """A datasets.Dataset of chosen_ids/rejected_ids (TRL's pre-tokenized format) plus a length column."""
-    return preference_dataset(pairs, lambda row, side: encode(tokenizer, row["prompt"], row[side], max_length, template))
+    return preference_dataset(pairs, lambda row, side: encode(tokenizer, row["prompt"], row[side], max_length, template), counts=counts)
 
 
-def make_trainer(cfg: Config, data: PreferenceData, tokenizer, callbacks=()):
-    """A TRL RewardTrainer configured from the recipe, on pre-tokenized pairs."""
+def make_trainer(cfg: Config, data: PreferenceData, tokenizer, callbacks=(), counts: dict | None = None):
+    """A TRL RewardTrainer configured from the recipe, on pre-tokenized pairs (``counts``: see preference_dataset)."""
     model = scalar_model(cfg.model, tokenizer, cfg.seed)
-    dataset = tokenize_pairs(data.train_pairs, tokenizer, cfg.model.max_length, cfg.model.template)
+    dataset = tokenize_pairs(data.train_pairs, tokenizer, cfg.model.max_length, cfg.model.template, counts)
     return reward_trainer(model, tokenizer, dataset, cfg.train, cfg.out() / "checkpoints", cfg.model.max_length, cfg.seed, callbacks,
                           peft_config=peft_config(cfg.model.lora, model, cfg.model.freeze_layers))
 
@@ -56,7 +56,9 @@ def datasets(cfg: Config, data: PreferenceData) -> list:
 def fit(cfg: Config, data: PreferenceData, job: Job) -> Fitted:
     """Train, then evaluate against the length baselines on the test (and shifted) split."""
     tokenizer = backbones.load_tokenizer(cfg.model.backbone)
-    trainer = make_trainer(cfg, data, tokenizer, callbacks=[job.run.trainer_callback(), *job.callbacks])
+    counts: dict = {}
+    trainer = make_trainer(cfg, data, tokenizer, callbacks=[job.run.trainer_callback(), *job.callbacks], counts=counts)
+    job.run.log_metrics({f"data/train_{k}": v for k, v in counts.items()}, step=0)  # cut from the left, never dropped
     train(trainer, job)
     step = trainer.state.global_step
     extra = {"log_history": trainer.state.log_history, "global_step": step}

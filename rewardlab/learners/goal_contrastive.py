@@ -137,9 +137,10 @@ def make_collator(pad_token_id: int):
     return Collator(pad_token_id=pad_token_id)
 
 
-def tokenize_pairs(pairs: list[dict], tokenizer, max_length: int, template: str):
+def tokenize_pairs(pairs: list[dict], tokenizer, max_length: int, template: str, counts: dict | None = None):
     """TRL's chosen_ids/rejected_ids, where each response starts (chosen_start/rejected_start), and length."""
-    return preference_dataset(pairs, lambda row, side: encode_span(tokenizer, row["prompt"], row[side], max_length, template), starts=True)
+    return preference_dataset(pairs, lambda row, side: encode_span(tokenizer, row["prompt"], row[side], max_length, template), starts=True,
+                              counts=counts)
 
 
 def build_model(cfg: Config, tokenizer):
@@ -275,7 +276,9 @@ def fit(cfg: Config, data, job: Job) -> Fitted:
     m = cfg.model
     tokenizer = backbones.load_tokenizer(m.backbone)
     model = build_model(cfg, tokenizer)
-    dataset = tokenize_pairs(data.train_pairs, tokenizer, m.max_length, m.template)
+    counts: dict = {}
+    dataset = tokenize_pairs(data.train_pairs, tokenizer, m.max_length, m.template, counts)
+    job.run.log_metrics({f"data/train_{k}": v for k, v in counts.items()}, step=0)
     trainer = reward_trainer(model, tokenizer, dataset, cfg.train, job.out / "checkpoints", m.max_length, cfg.seed,
                              [job.run.trainer_callback(), *job.callbacks], trainer_class=make_trainer_class(),
                              data_collator=make_collator(tokenizer.pad_token_id), beta=cfg.contrastive.beta,

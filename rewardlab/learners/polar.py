@@ -112,9 +112,10 @@ def reference_pairs(cfg: TextDataConfig, seed: int) -> tuple[list[dict], list[di
     return data.train_pairs, data.test_pairs, data.source, []
 
 
-def tokenize_triplets(rows: list[dict], tokenizer, max_length: int, good: str, bad: str):
+def tokenize_triplets(rows: list[dict], tokenizer, max_length: int, good: str, bad: str, counts: dict | None = None):
     """chosen_ids = (prompt, reference, row[good]), rejected_ids = (prompt, reference, row[bad]), plus length."""
-    return preference_dataset(rows, lambda r, side: encode_triple(tokenizer, r["prompt"], r["reference"], r[side], max_length), good, bad)
+    return preference_dataset(rows, lambda r, side: encode_triple(tokenizer, r["prompt"], r["reference"], r[side], max_length), good, bad,
+                              counts=counts)
 
 
 def pretrained_folder(cfg: Config):
@@ -286,10 +287,13 @@ def fit(cfg: Config, data: dict, job: Job) -> Fitted:
     set_seed(cfg.seed)
     model, tokenizer = build_model(cfg, data["init_folder"])
     m = cfg.model
+    counts: dict = {}
     if cfg.stage == "pretrain":
-        train_rows, dataset = data["triplets"].train, tokenize_triplets(data["triplets"].train, tokenizer, m.max_length, "positive", "negative")
+        train_rows = data["triplets"].train
+        dataset = tokenize_triplets(train_rows, tokenizer, m.max_length, "positive", "negative", counts)
     else:
-        train_rows, dataset = data["train"], tokenize_triplets(data["train"], tokenizer, m.max_length, "chosen", "rejected")
+        train_rows, dataset = data["train"], tokenize_triplets(data["train"], tokenizer, m.max_length, "chosen", "rejected", counts)
+    job.run.log_metrics({f"data/train_{k}": v for k, v in counts.items()}, step=0)
     trainer = reward_trainer(model, tokenizer, dataset, cfg.train, job.out / "checkpoints", m.max_length, cfg.seed,
                              [job.run.trainer_callback(), *job.callbacks], peft_config=peft_config(m.lora, model, m.freeze_layers))
     train(trainer, job)

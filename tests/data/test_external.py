@@ -110,7 +110,7 @@ def test_an_empty_file_and_a_missing_split_are_clear_errors_on_the_command_line(
 def test_a_bradley_terry_rm_trains_on_an_external_dataset_and_its_margin_reaches_trls_loss(tmp_path, workdir):
     """The UltraFeedback fixture through the quickstart recipe on MiniLM: the margin column changes TRL's loss to
     -log sigma(r_c - r_r - margin), so with the same seed and data the first step's loss is higher with margins."""
-    from rewardlab import learners, recipes
+    from rewardlab import learners, recipes, tracking
 
     write_parquet(tmp_path / "uf", "train_prefs", [ultrafeedback_h4(i) for i in range(16)])
     write_parquet(tmp_path / "uf", "test_prefs", [ultrafeedback_h4(i) for i in range(16, 24)])
@@ -123,4 +123,22 @@ def test_a_bradley_terry_rm_trains_on_an_external_dataset_and_its_margin_reaches
         result = learners.train(config, recipe_text=text)
         losses[margin] = next(h["loss"] for h in result["log_history"] if "loss" in h)
         assert result["metrics"]["n_pairs"] == 8  # scored on the test_prefs split
+        logged = tracking.get_run_data(result["run_id"]).data
+        assert logged.metrics["data/train_pairs"] == 16 and logged.metrics["data/train_truncated_pairs"] == 0
+        assert any(d.dataset.name.endswith("-train-pairs") for d in tracking.get_run_data(result["run_id"]).inputs.dataset_inputs)
     assert losses[True] > losses[False] + 1.0, losses  # a margin of 4.5 on every pair
+
+
+def test_over_long_pairs_are_cut_from_the_left_and_counted_not_dropped():
+    from rewardlab import backbones
+    from rewardlab.learners._trainer import preference_dataset
+    from rewardlab.rewards.text import encode
+
+    tokenizer = backbones.load_tokenizer("embedded:minilm-l6")
+    rows = [{"prompt": "Q?", "chosen": "short.", "rejected": "also short."},
+            {"prompt": "Tell me " * 40, "chosen": "a long prompt.", "rejected": "still long."},
+            {"prompt": "Q?", "chosen": "word " * 60, "rejected": "no."}]
+    counts: dict = {}
+    ds = preference_dataset(rows, lambda row, side: encode(tokenizer, row["prompt"], row[side], 24, "plain"), counts=counts)
+    assert counts == {"truncated_pairs": 2.0, "pairs": 3.0} and len(ds) == 3  # TRL's own tokenisation would drop rows 2 and 3
+    assert max(ds["length"]) == 24
