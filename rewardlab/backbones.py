@@ -26,6 +26,11 @@ class BackboneError(ValueError):
     """A model name that cannot be resolved; the message says why and what to do."""
 
 
+class BackboneUnreachable(BackboneError):
+    """A Hugging Face id that is neither in the local cache nor reachable from here: fine to name in a recipe that
+    will run elsewhere (``recipes show`` notes it), not to train from here."""
+
+
 def cache_dir() -> Path:
     """Where converted embedded models live (``$REWARDLAB_CACHE`` or ``~/.cache/rewardlab``)."""
     root = os.environ.get("REWARDLAB_CACHE") or Path.home() / ".cache" / "rewardlab"
@@ -131,7 +136,7 @@ def check(name: str, key: str, freeze_layers: int | None = None, freeze_key: str
     else:
         config = _hub_config(name)
         if config is None:
-            raise BackboneError(f"{key}: '{name}' is not an embedded model ({', '.join(EMBEDDED)}), not a local folder, and "
+            raise BackboneUnreachable(f"{key}: '{name}' is not an embedded model ({', '.join(EMBEDDED)}), not a local folder, and "
                                 "not a Hugging Face model in the local cache or reachable from here")
         layers = config.get("num_hidden_layers")
     if freeze_layers is not None and layers is not None and freeze_layers > layers:

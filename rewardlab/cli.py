@@ -171,8 +171,11 @@ def cmd_recipes(args) -> int:
             learner, first = recipes.summary(recipes.recipes_dir() / f"{name}.yaml")
             print(f"{name:24s} {learner:22s} {first}")
         return 0
-    config, text, path = recipes.load(args.name, args.set)
+    notes: list[str] = []
+    config, text, path = recipes.load(args.name, args.set, notes=notes)
     print(f"# {path}\n{text}")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.resolved:
         import yaml
 

@@ -123,8 +123,10 @@ def _describe(model: type[BaseModel], err: dict) -> str:
     return f"key '{key}': {err['msg'].lower()}, found {found!r} ({type(found).__name__})"
 
 
-def load(path: str | Path, overrides: list[str] | None = None) -> tuple[BaseModel, str, Path]:
-    """Read, override and validate a recipe; return (config, the YAML text as run, its path)."""
+def load(path: str | Path, overrides: list[str] | None = None, notes: list[str] | None = None) -> tuple[BaseModel, str, Path]:
+    """Read, override and validate a recipe; return (config, the YAML text as run, its path). With ``notes`` (a
+    list), a hub model that is not reachable from here is noted there instead of refused (``recipes show`` of a GPU
+    recipe on a machine without network); training always refuses it."""
     path = resolve_path(path)
     if not path.exists():
         raise RecipeError(f"{path}: recipe file not found (bundled recipes: {', '.join(names()) or 'none'})")
@@ -145,13 +147,13 @@ def load(path: str | Path, overrides: list[str] | None = None) -> tuple[BaseMode
     except ValidationError as exc:
         lines = [_describe(config_cls, e) for e in exc.errors()]
         raise RecipeError(f"{path}: " + ("\n  ".join(lines) if len(lines) == 1 else "\n  " + "\n  ".join(lines))) from None
-    check_models(config, path)
+    check_models(config, path, notes)
     if overrides:
         text = text.rstrip() + "\n# overrides: " + " ".join(overrides) + "\n"
     return config, text, path
 
 
-def check_models(config: BaseModel, path: Path) -> None:
+def check_models(config: BaseModel, path: Path, notes: list[str] | None = None) -> None:
     """Resolve every model a recipe names (``model.backbone``, ``policy.model``) now, with an error that names the
     file and key, instead of after the data is built; and check ``freeze_layers`` against the model's blocks."""
     from rewardlab import backbones
@@ -162,6 +164,11 @@ def check_models(config: BaseModel, path: Path) -> None:
         if isinstance(name, str):
             try:
                 backbones.check(name, f"{section}.{field}", getattr(part, "freeze_layers", None), f"{section}.freeze_layers")
+            except backbones.BackboneUnreachable as exc:
+                if notes is None:
+                    raise RecipeError(f"{path}: {exc}") from None
+                notes.append(f"{section}.{field}: {name} is not in the local Hugging Face cache and not reachable from here; "
+                             "it is downloaded when the recipe runs on a machine with network")
             except backbones.BackboneError as exc:
                 raise RecipeError(f"{path}: {exc}") from None
 

@@ -141,3 +141,14 @@ def test_a_builder_setting_reaches_the_builder_typed():
     assert config.data.builder == MathAnswersConfig(temperature=1.0)
     with pytest.raises(RecipeError, match="data.builder: only the built-in builders"):
         recipes.load("quickstart", ["data.name=Anthropic/hh-rlhf", "data.builder.seed=1"])
+
+
+@pytest.mark.parametrize("name", recipes.names())
+def test_every_bundled_recipe_validates(name, capsys):
+    """GPU recipes name hub models this machine cannot reach: `recipes show` validates them and says so; training
+    would refuse them here (see the backbone test above)."""
+    assert cli.main(["recipes", "show", name]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if name.startswith("gpu_"):
+        assert "is not in the local Hugging Face cache and not reachable from here" in err
