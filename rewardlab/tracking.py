@@ -119,6 +119,10 @@ class Run:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         _mlflow().set_tags({k: str(v) for k, v in tags.items()})
 
+    def logged_steps(self, key: str) -> set[int]:
+        """The steps at which the run holds metric ``key`` (a resumed learner logs only the points a kill left out)."""
+        return {step for step, _ in metric_history(self.run_id, key, self.uri)}
+
     def log_text(self, text: str, artifact_file: str) -> None:
         _mlflow().log_text(text, artifact_file)
 
@@ -327,6 +331,47 @@ def last_checkpoint(folder: Path) -> Path | None:
     return Path(found) if found else None
 
 
+def write_checkpoint(folder: Path, number: int, write) -> Path:
+    """``folder/checkpoint-<number>`` filled by ``write(path)``: written under a temporary name and renamed, so a
+    process killed mid-write leaves the previous checkpoint whole; the older ones are then removed. The layout is
+    transformers' (``last_checkpoint`` finds it), for every learner."""
+    import shutil
+
+    folder = Path(folder)
+    tmp = folder / f"partial-{number}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    final = folder / f"checkpoint-{number}"
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in folder.glob("checkpoint-*"):
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def rng_states() -> dict:
+    """The global torch, numpy and Python RNG states, for a checkpoint (``set_rng_states`` puts them back)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_states(states: dict) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+
+
 def resume_point(out: Path, resume: bool) -> tuple[str | None, Path | None]:
     """For ``--resume``: the MLflow run id to reopen and the checkpoint to continue from; (None, None) otherwise."""
     if not resume:
@@ -438,8 +483,6 @@ def run_learner(module, cfg: RecipeBase, recipe_text: str = "", resume: bool = F
     output_dir, metrics and the learner's extras. ``allow_changed``: on --resume, a recipe value that differs from
     the run's logged parameter is a logged warning instead of an error."""
     out = cfg.out()
-    if resume and not getattr(module, "RESUMABLE", True):
-        raise ResumeError(f"--resume: the {cfg.learner} learner keeps no checkpoints to resume from; run the recipe again")
     resume_id, checkpoint = resume_point(out, resume)
     data = module.load(cfg)
     tags = module.tags(cfg, data) if hasattr(module, "tags") else {}

@@ -9,7 +9,9 @@ A learner module declares its recipe and its method, nothing else:
 * ``fit(cfg, data, job) -> Fitted``: train, save the reward folder, evaluate. ``job`` holds the open run, the
   checkpoint to resume from, the caller's callbacks, and ``register`` (for a learner that registers its reward
   before a long tail of work, as S2E does before its RL arms);
-* optionally ``tags(cfg, data) -> dict`` (run tags) and ``RESUMABLE = False`` (a learner that keeps no checkpoints).
+* optionally ``tags(cfg, data) -> dict`` (run tags).
+
+Every learner checkpoints (``tracking.write_checkpoint``) and so resumes.
 
 ``tracking.run_learner`` then does the bookkeeping once: the resume point and the parameter check, the MLflow run (opened, or
 reopened on --resume, its id saved for --resume), the recipe's parameters and file, the dataset inputs, the

@@ -321,45 +321,37 @@ def log_point(run, point: dict) -> None:
 
 
 def save_checkpoint(folder, steps: int, model, gail: GAIL, callback) -> None:
-    """``folder/checkpoint-<steps>``: the SB3 agent (policy, optimisers, counters), the replay buffer's arrays, the
-    discriminator, its optimiser and the forward model, the curve so far and every RNG state. Written under a
-    temporary name and renamed, so a kill mid-write leaves the previous checkpoint intact; older ones are removed."""
-    import random
-    import shutil
-
+    """``folder/checkpoint-<steps>`` (``tracking.write_checkpoint``: atomic, older ones removed): the SB3 agent
+    (policy, optimisers, counters), the replay buffer's arrays, the discriminator, its optimiser and the forward
+    model, the curve so far and every RNG state."""
     import torch
 
-    folder = Path(folder)
-    tmp = folder / f"partial-{steps}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save(tmp / "agent.zip")
-    buf = model.replay_buffer
-    arrays = {k: getattr(buf, k) for k in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
-              if getattr(buf, k, None) is not None}
-    np.savez(tmp / "replay.npz", pos=buf.pos, full=buf.full, **arrays)
-    state = {"disc": gail.disc.state_dict(), "opt": gail.opt.state_dict(), "gen": gail.gen.get_state(), "last_kappa": gail.last_kappa,
-             "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "python_rng": random.getstate()}
-    if gail.fwd is not None:
-        state |= {"fwd": gail.fwd.state_dict(), "fwd_opt": gail.fwd_opt.state_dict(),
-                  "pen_stats": (gail.pen_stats.mean, gail.pen_stats.var, gail.pen_stats.count)}
-    torch.save(state, tmp / "gail.pt")
-    (tmp / "callback.json").write_text(json.dumps({"env_steps": steps, "curve": callback.curve, "stats": callback.stats[-50:],
-                                                   "train_seconds": callback.train_seconds}))
-    final = folder / f"checkpoint-{steps}"
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    for old in folder.glob("checkpoint-*"):
-        if old != final and old.name.split("-")[-1].isdigit() and int(old.name.split("-")[-1]) < steps:
-            shutil.rmtree(old, ignore_errors=True)
+    from rewardlab import tracking
+
+    def write(tmp: Path) -> None:
+        model.save(tmp / "agent.zip")
+        buf = model.replay_buffer
+        arrays = {k: getattr(buf, k) for k in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+                  if getattr(buf, k, None) is not None}
+        np.savez(tmp / "replay.npz", pos=buf.pos, full=buf.full, **arrays)
+        state = {"disc": gail.disc.state_dict(), "opt": gail.opt.state_dict(), "gen": gail.gen.get_state(),
+                 "last_kappa": gail.last_kappa, "rng": tracking.rng_states()}
+        if gail.fwd is not None:
+            state |= {"fwd": gail.fwd.state_dict(), "fwd_opt": gail.fwd_opt.state_dict(),
+                      "pen_stats": (gail.pen_stats.mean, gail.pen_stats.var, gail.pen_stats.count)}
+        torch.save(state, tmp / "gail.pt")
+        (tmp / "callback.json").write_text(json.dumps({"env_steps": steps, "curve": callback.curve, "stats": callback.stats[-50:],
+                                                       "train_seconds": callback.train_seconds}))
+
+    tracking.write_checkpoint(folder, steps, write)
 
 
 def load_checkpoint(folder, model_class, env, gail: GAIL, callback):
     """The agent of ``folder`` (a ``checkpoint-N``) on ``env``, with its replay buffer filled; ``gail`` and
     ``callback`` restored in place; every RNG state as it was. Returns the agent."""
-    import random
-
     import torch
+
+    from rewardlab import tracking
 
     folder = Path(folder)
     model = model_class.load(folder / "agent.zip", env=env, device="cpu", custom_objects={"replay_buffer_class": replay_buffer_class()})
@@ -381,17 +373,13 @@ def load_checkpoint(folder, model_class, env, gail: GAIL, callback):
         gail.pen_stats.mean, gail.pen_stats.var, gail.pen_stats.count = state["pen_stats"]
     saved_cb = json.loads((folder / "callback.json").read_text())
     callback.curve, callback.stats, callback.train_seconds = saved_cb["curve"], saved_cb["stats"], saved_cb["train_seconds"]
-    torch.set_rng_state(state["torch_rng"])
-    np.random.set_state(state["numpy_rng"])
-    random.setstate(state["python_rng"])
+    tracking.set_rng_states(state["rng"])
     return model
 
 
 def log_pending(run, curve: list[dict]) -> None:
     """Log the curve's points that the run does not hold yet (a kill between a checkpoint and its log)."""
-    from rewardlab import tracking
-
-    logged = {step for step, _ in tracking.metric_history(run.run_id, "eval/true_return", run.uri)}
+    logged = run.logged_steps("eval/true_return")
     for point in curve:
         if point["env_steps"] not in logged:
             log_point(run, point)

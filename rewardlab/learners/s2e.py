@@ -317,9 +317,7 @@ def run_arms(cfg: Config, domain: str, learned, run=None, on_result=(), checkpoi
         if current is not None and current["job"] == [arm, opp, seed]:
             resume = {"agent": checkpoints.agent_path(), "curve": current["curve"], "train_seconds": current["train_seconds"]}
             if run is not None:  # a kill between a checkpoint and its log: log what the run does not hold
-                from rewardlab import tracking
-
-                logged = {s for s, _ in tracking.metric_history(run.run_id, f"{key}/true_return", run.uri)}
+                logged = run.logged_steps(f"{key}/true_return")
                 for point in current["curve"]:
                     if point["env_steps"] not in logged:
                         log(point)
@@ -336,51 +334,42 @@ def run_arms(cfg: Config, domain: str, learned, run=None, on_result=(), checkpoi
 class Checkpoints:
     """``out/checkpoints/checkpoint-<n>`` (n counts the evaluations saved, so the newest is the largest): the
     embedding's metrics and history, the finished RL runs, and the current run's curve and agent, with every RNG
-    state. Written under a temporary name and renamed; older checkpoints are removed. The embedder itself is the
-    saved reward folder."""
+    state (``tracking.write_checkpoint``: atomic, older checkpoints removed). The embedder itself is the saved reward
+    folder."""
 
     def __init__(self, folder, state: dict, counter: int = 0, loaded_from=None):
         self.folder, self.state, self.counter, self.loaded_from = Path(folder), state, counter, loaded_from
 
     @classmethod
     def load(cls, checkpoint) -> Checkpoints:
-        import random
-
         import torch
+
+        from rewardlab import tracking
 
         checkpoint = Path(checkpoint)
         state = json.loads((checkpoint / "state.json").read_text())
-        rng = torch.load(checkpoint / "rng.pt", weights_only=False)  # our own file: numpy/python RNG states
-        torch.set_rng_state(rng["torch"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
+        tracking.set_rng_states(torch.load(checkpoint / "rng.pt", weights_only=False))  # our own file: numpy/python RNG states
         return cls(checkpoint.parent, state, int(checkpoint.name.split("-")[-1]), checkpoint)
 
     def agent_path(self) -> Path:
         return self.loaded_from / "agent.zip"
 
     def save(self, results: list[dict], job, curve=None, seconds: float = 0.0, model=None) -> None:
-        import random
-        import shutil
-
         import torch
 
+        from rewardlab import tracking
+
         self.counter += 1
-        tmp = self.folder / f"partial-{self.counter}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
         self.state = {**self.state, "results": results,
                       "current": {"job": job, "curve": curve, "train_seconds": seconds} if job is not None else None}
-        if model is not None:
-            model.save(tmp / "agent.zip")
-        torch.save({"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}, tmp / "rng.pt")
-        (tmp / "state.json").write_text(json.dumps(self.state))
-        final = self.folder / f"checkpoint-{self.counter}"
-        tmp.rename(final)
-        for old in self.folder.glob("checkpoint-*"):
-            if old != final:
-                shutil.rmtree(old, ignore_errors=True)
-        self.loaded_from = final
+
+        def write(tmp: Path) -> None:
+            if model is not None:
+                model.save(tmp / "agent.zip")
+            torch.save(tracking.rng_states(), tmp / "rng.pt")
+            (tmp / "state.json").write_text(json.dumps(self.state))
+
+        self.loaded_from = tracking.write_checkpoint(self.folder, self.counter, write)
 
 
 def _mean_std(values) -> dict[str, float]:

@@ -61,6 +61,8 @@ def fit(cfg: Config, data, job: Job) -> Fitted:
     import torch
     from tqdm.auto import tqdm
 
+    from rewardlab import tracking
+
     torch.manual_seed(cfg.seed)
     obs, act, nxt, rew = _arrays(data.train)
     t_obs, t_act, t_nxt, t_rew = _arrays(data.test)
@@ -89,8 +91,8 @@ def fit(cfg: Config, data, job: Job) -> Fitted:
         losses.append(total / len(rew))
         with torch.no_grad():
             test_r2 = r2(net(t_obs, t_act, t_nxt), t_rew)
-        save_checkpoint(job.out / "checkpoints", epoch + 1, {"net": net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                                                             "losses": losses})
+        state = {"net": net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "losses": losses}
+        tracking.write_checkpoint(job.out / "checkpoints", epoch + 1, lambda tmp: torch.save(state, tmp / "state.pt"))
         job.run.log_metrics({"train/mse": losses[-1], "eval/r2": test_r2}, step=epoch)  # after the checkpoint: never lost
         bar.set_postfix(mse=f"{losses[-1]:.3f}", r2=f"{test_r2:.3f}")
         for callback in job.callbacks:
@@ -101,23 +103,6 @@ def fit(cfg: Config, data, job: Job) -> Fitted:
     metrics = {"r2": r2(torch.as_tensor(pred), t_rew), "mse": float(((torch.as_tensor(pred) - t_rew) ** 2).mean())}
     return Fitted(folder, metrics, {"plots/fit.png": _fit_figure(pred, t_rew.numpy(), losses)},
                   f"held-out R^2 {metrics['r2']:.3f}  MSE {metrics['mse']:.4f}", cfg.train.epochs, extra={"losses": losses})
-
-
-def save_checkpoint(folder, epochs: int, state: dict) -> None:
-    """``folder/checkpoint-<epochs>`` with ``state``, written under a temporary name and renamed; older ones removed."""
-    import shutil
-
-    import torch
-
-    tmp = folder / f"partial-{epochs}"
-    tmp.mkdir(parents=True, exist_ok=True)
-    torch.save(state, tmp / "state.pt")
-    final = folder / f"checkpoint-{epochs}"
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    for old in folder.glob("checkpoint-*"):
-        if old != final:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def _fit_figure(pred, target, losses):
