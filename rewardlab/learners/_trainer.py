@@ -139,10 +139,11 @@ def final_model(trainer) -> tuple[object, dict]:
 
 
 def reward_trainer(model, tokenizer, train_dataset, t: TrainConfig, output_dir, max_length: int, seed: int, callbacks=(),
-                   trainer_class=None, data_collator=None, **trainer_kwargs):
+                   trainer_class=None, data_collator=None, lora: LoraSettings | None = None, freeze_layers: int = 0, **trainer_kwargs):
     """A TRL RewardTrainer on pre-tokenized ``chosen_ids``/``rejected_ids`` (+ ``length``) rows, from the recipe's
-    train section. A learner that adds a loss term passes its RewardTrainer subclass (``trainer_class``, built
-    with ``trainer_kwargs``) and a collator for its extra columns."""
+    train section; with ``lora``, TRL wraps the model in peft adapters (``peft_config``). A learner that adds a loss
+    term passes its RewardTrainer subclass (``trainer_class``, built with ``trainer_kwargs``) and a collator for its
+    extra columns."""
     from trl import RewardTrainer
 
     class _Trainer(trainer_class or RewardTrainer):
@@ -154,7 +155,7 @@ def reward_trainer(model, tokenizer, train_dataset, t: TrainConfig, output_dir, 
 
     args = reward_config(t, output_dir, max_length, seed)
     return _Trainer(model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer, callbacks=list(callbacks),
-                    data_collator=data_collator, **trainer_kwargs)
+                    data_collator=data_collator, peft_config=peft_config(lora, model, freeze_layers), **trainer_kwargs)
 
 
 def preference_dataset(rows: Iterable[dict], encode: Callable[[dict, str], tuple], good: str = "chosen", bad: str = "rejected",
@@ -213,6 +214,16 @@ def text_datasets(data, with_train: bool = True) -> list:
     return out
 
 
-def train(trainer, job) -> None:
-    """``trainer.train()``, from the job's checkpoint on --resume."""
+def fit_trainer(trainer, job, counts: dict) -> tuple[object | None, dict, dict]:
+    """Log the tokenisation counts (``preference_dataset``), train (from the job's checkpoint on --resume), and
+    return (the model to save and evaluate, the LoRA adapter's size, the extras a learner returns: log history and
+    global step). The model is None on the ranks of a multi-process run other than 0, which only train."""
+    from rewardlab.tracking import is_main_process
+
+    job.run.log_metrics({f"data/train_{k}": v for k, v in counts.items()}, step=0)  # cut from the left, never dropped
     trainer.train(resume_from_checkpoint=str(job.checkpoint) if job.checkpoint else None)
+    extra = {"log_history": trainer.state.log_history, "global_step": trainer.state.global_step}
+    if not is_main_process():
+        return None, {}, extra
+    model, adapter = final_model(trainer)
+    return model, adapter, extra

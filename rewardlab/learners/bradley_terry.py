@@ -18,9 +18,9 @@ from typing import Literal
 
 from rewardlab import backbones
 from rewardlab.data import PreferenceData, TextDataConfig, load_preferences
-from rewardlab.tracking import Fitted, Job, RecipeBase, is_main_process
-from rewardlab.learners._trainer import (ModelConfig, TrainConfig, final_model, peft_config, preference_dataset, reward_trainer,
-                                         scalar_model, text_datasets, train)
+from rewardlab.tracking import Fitted, Job, RecipeBase
+from rewardlab.learners._trainer import (ModelConfig, TrainConfig, fit_trainer, preference_dataset, reward_trainer, scalar_model,
+                                         text_datasets)
 from rewardlab.rewards.evaluate import evaluate_splits, figures, format_report
 from rewardlab.rewards.text import ScalarTextReward, encode
 
@@ -42,7 +42,7 @@ def make_trainer(cfg: Config, data: PreferenceData, tokenizer, callbacks=(), cou
     model = scalar_model(cfg.model, tokenizer, cfg.seed)
     dataset = tokenize_pairs(data.train_pairs, tokenizer, cfg.model.max_length, cfg.model.template, counts)
     return reward_trainer(model, tokenizer, dataset, cfg.train, cfg.out() / "checkpoints", cfg.model.max_length, cfg.seed, callbacks,
-                          peft_config=peft_config(cfg.model.lora, model, cfg.model.freeze_layers))
+                          lora=cfg.model.lora, freeze_layers=cfg.model.freeze_layers)
 
 
 def load(cfg: Config) -> PreferenceData:
@@ -58,16 +58,12 @@ def fit(cfg: Config, data: PreferenceData, job: Job) -> Fitted:
     tokenizer = backbones.load_tokenizer(cfg.model.backbone)
     counts: dict = {}
     trainer = make_trainer(cfg, data, tokenizer, callbacks=[job.run.trainer_callback(), *job.callbacks], counts=counts)
-    job.run.log_metrics({f"data/train_{k}": v for k, v in counts.items()}, step=0)  # cut from the left, never dropped
-    train(trainer, job)
-    step = trainer.state.global_step
-    extra = {"log_history": trainer.state.log_history, "global_step": step}
-    if not is_main_process():
+    model, adapter, extra = fit_trainer(trainer, job, counts)
+    if model is None:
         return Fitted(None, extra=extra)
     m = cfg.model
-    model, adapter = final_model(trainer)
     folder = ScalarTextReward.save(model, tokenizer, job.out / "reward", m.max_length, m.template, backbone=m.backbone, recipe=cfg.name)
     reward = ScalarTextReward(model, tokenizer, m.max_length, batch_size=cfg.train.eval_batch_size, template=m.template)
     result, shifted, metrics = evaluate_splits(reward, data)
     metrics |= adapter
-    return Fitted(folder, metrics, figures(result, trainer.state.log_history, shifted), format_report(metrics), step, extra=extra)
+    return Fitted(folder, metrics, figures(result, extra["log_history"], shifted), format_report(metrics), extra["global_step"], extra=extra)

@@ -26,9 +26,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab.data import DataError, PreferenceData, TextDataConfig, load_preferences
-from rewardlab.tracking import Fitted, Job, RecipeBase, is_main_process
-from rewardlab.learners._trainer import (ModelConfig, TrainConfig, final_model, peft_config, preference_dataset, reward_trainer,
-                                         scalar_model, text_datasets, train)
+from rewardlab.tracking import Fitted, Job, RecipeBase
+from rewardlab.learners._trainer import (ModelConfig, TrainConfig, fit_trainer, preference_dataset, reward_trainer, scalar_model,
+                                         text_datasets)
 from rewardlab.rewards.evaluate import auroc, evaluate_splits, figures, format_report
 from rewardlab.rewards.goal import GoalTextReward, filter_vote, goal_from_states, majority, min_q, q_from_states, q_rerank
 from rewardlab.rewards.text import encode_span
@@ -278,16 +278,13 @@ def fit(cfg: Config, data, job: Job) -> Fitted:
     model = build_model(cfg, tokenizer)
     counts: dict = {}
     dataset = tokenize_pairs(data.train_pairs, tokenizer, m.max_length, m.template, counts)
-    job.run.log_metrics({f"data/train_{k}": v for k, v in counts.items()}, step=0)
     trainer = reward_trainer(model, tokenizer, dataset, cfg.train, job.out / "checkpoints", m.max_length, cfg.seed,
                              [job.run.trainer_callback(), *job.callbacks], trainer_class=make_trainer_class(),
-                             data_collator=make_collator(tokenizer.pad_token_id), beta=cfg.contrastive.beta,
-                             n_positions=cfg.contrastive.n_positions, peft_config=peft_config(m.lora, model, m.freeze_layers))
-    train(trainer, job)
-    extra = {"log_history": trainer.state.log_history, "global_step": trainer.state.global_step}
-    if not is_main_process():
+                             data_collator=make_collator(tokenizer.pad_token_id), lora=m.lora, freeze_layers=m.freeze_layers,
+                             beta=cfg.contrastive.beta, n_positions=cfg.contrastive.n_positions)
+    model, adapter, extra = fit_trainer(trainer, job, counts)
+    if model is None:
         return Fitted(None, extra=extra)
-    model, adapter = final_model(trainer)
     reward = GoalTextReward(model, tokenizer, max_length=m.max_length, batch_size=cfg.train.eval_batch_size, template=m.template)
     threshold, goal_source = fit_goal(reward, data, cfg.q_eval)
     folder = GoalTextReward.save(model, tokenizer, job.out / "reward", m.max_length, m.template, reward.goal_state,
@@ -296,7 +293,7 @@ def fit(cfg: Config, data, job: Job) -> Fitted:
     metrics |= adapter
     if baseline is not None:
         metrics.update(baseline_metrics(baseline, data))
-    figs = figures(result, trainer.state.log_history, shifted)
+    figs = figures(result, extra["log_history"], shifted)
     for prefix, samples in (("", data.test_samples), ("shifted_", data.shifted_samples)):
         if samples and "stated" in samples[0]:
             q_result, qs = q_metrics(reward, samples, threshold, cfg.q_eval.skip_tokens)
@@ -307,7 +304,7 @@ def fit(cfg: Config, data, job: Job) -> Fitted:
         report.append(format_q_report(metrics))
     if "shifted_q_auroc_last" in metrics:
         report.append("shifted split:\n" + format_q_report({k[len("shifted_"):]: v for k, v in metrics.items() if k.startswith("shifted_")}))
-    return Fitted(folder, metrics, figs, "\n".join(report), trainer.state.global_step, extra=extra)
+    return Fitted(folder, metrics, figs, "\n".join(report), extra["global_step"], extra=extra)
 
 
 def format_q_report(metrics: dict[str, float]) -> str:

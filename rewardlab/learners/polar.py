@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rewardlab import backbones
 from rewardlab.data import DataError, TextDataConfig, load_preferences
-from rewardlab.tracking import DatasetInput, Fitted, Job, RecipeBase, is_main_process
-from rewardlab.learners._trainer import LoraSettings, TrainConfig, final_model, peft_config, preference_dataset, reward_trainer, train
+from rewardlab.tracking import DatasetInput, Fitted, Job, RecipeBase
+from rewardlab.learners._trainer import LoraSettings, TrainConfig, fit_trainer, preference_dataset, reward_trainer
 from rewardlab.rewards.evaluate import score_unique
 from rewardlab.rewards.polar import PolarReward, add_polar_tokens, encode_triple
 
@@ -293,16 +293,13 @@ def fit(cfg: Config, data: dict, job: Job) -> Fitted:
         dataset = tokenize_triplets(train_rows, tokenizer, m.max_length, "positive", "negative", counts)
     else:
         train_rows, dataset = data["train"], tokenize_triplets(data["train"], tokenizer, m.max_length, "chosen", "rejected", counts)
-    job.run.log_metrics({f"data/train_{k}": v for k, v in counts.items()}, step=0)
     trainer = reward_trainer(model, tokenizer, dataset, cfg.train, job.out / "checkpoints", m.max_length, cfg.seed,
-                             [job.run.trainer_callback(), *job.callbacks], peft_config=peft_config(m.lora, model, m.freeze_layers))
-    train(trainer, job)
-    extra = {"log_history": trainer.state.log_history, "global_step": trainer.state.global_step}
-    if not is_main_process():
+                             [job.run.trainer_callback(), *job.callbacks], lora=m.lora, freeze_layers=m.freeze_layers)
+    model, adapter, extra = fit_trainer(trainer, job, counts)
+    if model is None:
         return Fitted(None, extra=extra)
-    model, adapter = final_model(trainer)
     folder = PolarReward.save(model, tokenizer, job.out / "reward", m.max_length, backbone=m.backbone, recipe=cfg.name,
                               stage=cfg.stage, init_from=m.init_from)
     reward = PolarReward(model, tokenizer, m.max_length, batch_size=cfg.train.eval_batch_size)
     metrics = {**evaluate_polar(reward, data["triplets"], data["test"], data["shifted"]), "train_rows": len(train_rows), **adapter}
-    return Fitted(folder, metrics, report=format_polar_report(metrics), step=trainer.state.global_step, extra=extra)
+    return Fitted(folder, metrics, report=format_polar_report(metrics), step=extra["global_step"], extra=extra)
