@@ -26,14 +26,35 @@ $XDG_DATA_HOME/rewardlab/mlflow.db (~/.local/share/rewardlab/mlflow.db); `reward
 """
 
 
+EVAL_HELP = """Score a reward on held-out comparisons and report (printed, in --json, and as an MLflow evaluation run
+linked to the reward's training run and logged model):
+
+  pairwise accuracy     chosen scored above rejected (ties count 1/2), with a bootstrap 95% interval
+  best-of-N accuracy    the chosen answer scores at least every rejected one (RewardBench 2's rule); the
+                        Ties subset gets RewardBench 2's own Ties score
+  subsets               the accuracy per subset (a 'subset' column, or --subset-column), with intervals
+  ECE, Brier            calibration of P(chosen > rejected) = sigmoid(r_chosen - r_rejected); a coin scores
+                        ECE 0 and Brier 0.25; a reliability diagram is logged
+  length bias           Spearman(reward, answer length); accuracy when the chosen answer is the shorter /
+                        the longer one; the length-only ranker on the same pairs
+  margins               mean and std of r_chosen - r_rejected, and their histogram
+
+examples:
+  rewardlab eval runs/quickstart/reward                                  # math-answers, test + shifted
+  rewardlab eval models:/my-rm/1 --data hf:allenai/reward-bench-2 --format best-of-n --json rb2.json
+  rewardlab eval http://127.0.0.1:8000 --data my_pairs.jsonl --column prompt=question --subset-column topic
+"""
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from rewardlab.backbones import BackboneError
     from rewardlab.data.cards import DataError
     from rewardlab.recipes import RecipeError
     from rewardlab.rewards.base import RewardInputError
+    from rewardlab.rewards.remote import RemoteRewardError
     from rewardlab.tracking import RegistryError, ResumeError
 
-    return (RecipeError, DataError, ResumeError, RegistryError, BackboneError, RewardInputError, FileNotFoundError)
+    return (RecipeError, DataError, ResumeError, RegistryError, BackboneError, RewardInputError, RemoteRewardError, FileNotFoundError)
 
 
 def cmd_train(args) -> int:
@@ -142,23 +163,69 @@ def cmd_explain(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from rewardlab import rewards
+    from rewardlab import rewards, tracking
     from rewardlab.data import TextDataConfig, load_preferences
+    from rewardlab.data import registry
+    from rewardlab.data.external import load_eval_rows
     from rewardlab.data.loaders import PreferenceData, load_eval_pairs
-    from rewardlab.rewards.evaluate import evaluate_splits, format_report
+    from rewardlab.rewards.evaluate import evaluate_splits, evaluate_text_reward, format_report, score_best_of_n
+    from rewardlab.rewards.report import expand_pairs, format_suite, report_figures, suite
 
-    if args.data_path:  # your own pairs: plain TRL rows evaluate as they are
-        data = PreferenceData(str(args.data_path), None, str(args.data_path), [], load_eval_pairs(args.data_path, args.card)[: args.max_pairs])
-    else:  # a builder's test split, and its shifted split
-        data = load_preferences(TextDataConfig(name=args.data, max_eval_pairs=args.max_pairs, max_eval_samples=args.max_pairs))
+    spec = str(args.data_path) if args.data_path else args.data
+    columns = {}
+    for item in args.column:
+        field, sep, column = item.partition("=")
+        if not sep or not field or not column:
+            print(f"rewardlab eval: --column {item!r}: expected FIELD=COLUMN, e.g. --column prompt=question", file=sys.stderr)
+            return 2
+        columns[field] = column
+    builder = spec in registry.names("preferences")
+    if builder and (args.format == "best-of-n" or args.subset_column or columns or args.split):
+        print(f"rewardlab eval: --data {spec} is a built-in dataset (its test and shifted splits); --format, --subset-column, "
+              "--column and --split apply to your own data (hf:<id> or a file)", file=sys.stderr)
+        return 2
+    # the data first: a bad row, split or column is reported before the reward is loaded and nothing is written
+    if builder:
+        data = load_preferences(TextDataConfig(name=spec, max_eval_pairs=args.max_pairs, max_eval_samples=args.max_pairs))
+        rows, fmt, source, name = data.test_pairs, "pairs", data.source, spec
+    elif args.card:  # a JSONL checked against one of rewardlab's cards
+        rows, fmt, source, name = load_eval_pairs(spec, args.card)[: args.max_pairs], "pairs", spec, Path(spec).stem
+    else:
+        found = load_eval_rows(spec, split=args.split, columns=columns, fmt=args.format, subset_column=args.subset_column,
+                               config=args.config, revision=args.revision, max_rows=args.max_pairs)
+        rows, fmt, source = found.rows, found.format, found.source
+        name = spec.removeprefix("hf:").rstrip("/").rsplit("/", 1)[-1] if spec.startswith("hf:") else Path(spec).stem
     reward = rewards.load(args.model)
     if rewards.modality(reward) != "text":
         print(f"{args.model}: eval supports text rewards; this is a {type(reward).__name__}", file=sys.stderr)
         return 2
-    _, _, metrics = evaluate_splits(reward, data)
-    print(format_report(metrics))
+    if getattr(reward, "uses_references", False) and any(r.get("reference") is None for r in rows):
+        missing = next(i for i, r in enumerate(rows, start=1) if r.get("reference") is None)
+        print(f"{source}: row {missing}: field 'reference' is missing; {args.model} is a POLAR reward, which scores each answer "
+              "against a reference answer (map yours with --column reference=your_column)", file=sys.stderr)
+        return 2
+    if fmt == "pairs":
+        if builder:
+            result, _, metrics = evaluate_splits(reward, data)
+        else:
+            result = evaluate_text_reward(reward, rows)
+            metrics = dict(result.metrics)
+        chosen, rejected = result.chosen.tolist(), result.rejected.tolist()
+    else:
+        chosen, rejected = score_best_of_n(reward, rows)
+        metrics = {}
+    report = suite(rows, fmt, chosen, rejected)
+    merged = {**metrics, **report, "data": source, "model": args.model}
+    if metrics:
+        print(format_report(metrics))
+    print(format_suite(report))
+    if not args.no_mlflow:
+        _, pc, pr = expand_pairs(rows, fmt, chosen, rejected)
+        run_id = tracking.log_evaluation(args.model, merged, rows, source, name, report_figures(pc, pr, report))
+        merged["eval_run_id"] = run_id
+        print(f"MLflow evaluation run: {run_id}  (store: {tracking.resolve_uri()}; browse with `rewardlab ui`)")
     if args.json:
-        Path(args.json).write_text(json.dumps(metrics, indent=2))
+        Path(args.json).write_text(json.dumps(merged, indent=2))
     return 0
 
 
@@ -334,17 +401,29 @@ def build_parser() -> argparse.ArgumentParser:
                    "change is printed and logged to the run as resume_changes.json)")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="evaluate a reward on held-out pairs, next to length-only baselines")
-    e.add_argument("model", help="a reward folder, models:/name/version, models:/name@alias or runs:/id/model")
-    e.add_argument("--data", default="math-answers",
-                   help="a built-in dataset: math-answers (default) or math-steps; scored on its test split and on its "
-                   "shifted split (the test questions answered under another persona and temperature), side by side")
-    e.add_argument("--data-path", default=None,
-                   help="your own JSONL of TRL rows: prompt, chosen, rejected (and reference for POLAR); with a split column "
-                   "its test rows are used, else all rows")
-    e.add_argument("--card", default=None, help="the card that validates --data-path")
-    e.add_argument("--max-pairs", type=int, default=None, help="evaluate on at most this many pairs (and samples)")
-    e.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    e = sub.add_parser("eval", help="evaluate a reward: pairwise and best-of-N accuracy per subset, calibration, length bias",
+                       description=EVAL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("model", help="a reward folder, models:/name/version, models:/name@alias, runs:/id/model, or a running "
+                   "`rewardlab serve` at http://host:port")
+    e.add_argument("--data", default="math-answers", metavar="NAME|hf:ID|PATH",
+                   help="math-answers (default) or math-steps: a built-in dataset's test and shifted splits; hf:<id> (or "
+                   "hf:/local/dataset/folder): a Hugging Face dataset; a .jsonl/.json/.parquet/.csv file")
+    e.add_argument("--data-path", default=None, help="a file to evaluate on (the same as --data PATH)")
+    e.add_argument("--format", choices=("pairs", "best-of-n"), default=None,
+                   help="pairs: one chosen and one rejected answer per row; best-of-n: chosen and rejected are lists "
+                   "(RewardBench 2); default: detected from the first row")
+    e.add_argument("--subset-column", default=None, metavar="C", help="report accuracy per value of this column (default: "
+                   "a 'subset' column when the data has one)")
+    e.add_argument("--split", default=None, help="the split to evaluate (default: test, test_prefs, validation or the only "
+                   "one; with a 'split' column, its test rows, else every row)")
+    e.add_argument("--column", action="append", default=[], metavar="FIELD=COLUMN",
+                   help="map a field (prompt, chosen, rejected, subset, reference) to your column name (repeatable)")
+    e.add_argument("--config", default=None, help="the Hugging Face dataset's configuration name")
+    e.add_argument("--revision", default=None, help="a branch, tag or commit of the Hugging Face dataset")
+    e.add_argument("--card", default=None, help="validate a JSONL --data-path against this rewardlab card first")
+    e.add_argument("--max-pairs", type=int, default=None, help="evaluate on at most this many rows (and samples)")
+    e.add_argument("--json", default=None, metavar="OUT", help="also write every measure to this JSON file")
+    e.add_argument("--no-mlflow", action="store_true", help="do not log an evaluation run to MLflow")
     e.set_defaults(func=cmd_eval)
 
     r = sub.add_parser("recipes", help="list bundled recipes, or show one",

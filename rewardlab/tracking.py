@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -576,3 +577,96 @@ def ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -> int
     print(f"MLflow UI on http://{host}:{port} (store: {resolve_uri(uri)}); Ctrl-C to stop", flush=True)
     # Become the MLflow process, so that signals (Ctrl-C, a supervisor's SIGTERM) reach it and its workers directly.
     os.execv(sys.executable, cmd)
+
+
+# Evaluation runs (``rewardlab eval``): one MLflow run per evaluation, linked to the reward it scored.
+
+EVAL_EXPERIMENT = "rewardlab-eval"
+
+
+def model_link(model: str, uri: str | None = None) -> dict[str, str]:
+    """What an evaluated reward is in the store: its training run (``run_id``), MLflow 3 logged model (``model_id``)
+    and experiment, for ``models:/`` and ``runs:/`` URIs and for a learner's output folder (its ``run.json``); empty
+    for a folder without one and for an ``http://`` server."""
+    from mlflow import MlflowClient
+
+    store = resolve_uri(uri)
+    client = MlflowClient(store)
+    run_id = model_id = None
+    try:
+        if model.startswith("models:/"):
+            rest = model[len("models:/"):]
+            if "@" in rest:
+                version = client.get_model_version_by_alias(*rest.split("@", 1))
+            else:
+                name, number = rest.rsplit("/", 1)
+                version = (client.get_model_version(name, number) if number != "latest" else
+                           max(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)))
+            run_id, model_id = version.run_id, getattr(version, "model_id", None)
+        elif model.startswith("runs:/"):
+            run_id = model[len("runs:/"):].split("/", 1)[0]
+        elif not model.startswith(("http://", "https://")):
+            for where in (Path(model).parent, Path(model)):
+                state = run_state_path(where)
+                if state.is_file() and json.loads(state.read_text()).get("tracking_uri") == store:
+                    run_id = json.loads(state.read_text())["run_id"]
+                    break
+        if run_id is None:
+            return {}
+        run = client.get_run(run_id)
+        if model_id is None:  # the run's logged reward (learners log one, named "model")
+            found = _mlflow().search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list",
+                                                   filter_string=f"source_run_id = '{run_id}'")
+            model_id = found[0].model_id if found else None
+    except _mlflow().exceptions.MlflowException:  # a run or version this store does not hold: evaluate unlinked
+        return {}
+    return {k: v for k, v in {"run_id": run_id, "model_id": model_id, "experiment_id": run.info.experiment_id}.items() if v}
+
+
+def log_evaluation(model: str, report: dict, rows: list[dict], source: str, dataset_name: str, figures: Mapping[str, Any],
+                   tags: Mapping[str, Any] | None = None, uri: str | None = None) -> str:
+    """One MLflow run holding an evaluation of ``model``: the metrics (also attached to the model's MLflow 3 logged
+    model with the dataset, so the model's page lists them), the per-subset table, the plots, the scored rows as
+    the run's ``eval`` input and ``eval.json``. The run lives in the training run's experiment when the reward has
+    one (``rewardlab-eval`` otherwise) and is tagged with what it evaluated. Returns the run id."""
+    import pandas as pd
+    from mlflow.entities import LoggedModelInput
+
+    mlflow = _mlflow()
+    store = resolve_uri(uri)
+    mlflow.set_tracking_uri(store)
+    link = model_link(model, store)
+    if "experiment_id" in link:
+        experiment = link["experiment_id"]
+    else:
+        experiment = (mlflow.get_experiment_by_name(EVAL_EXPERIMENT) or mlflow.get_experiment(mlflow.create_experiment(EVAL_EXPERIMENT))).experiment_id
+    run_tags = {"rewardlab.kind": "evaluation", "evaluated_model": model, "eval_data": source, "eval_format": report.get("format", "pairs"),
+                **({"evaluated_run_id": link["run_id"]} if "run_id" in link else {}),
+                **({"evaluated_model_id": link["model_id"]} if "model_id" in link else {}), **(tags or {})}
+    frame = pd.DataFrame(rows)
+    for col in frame.columns:  # answers and chats as JSON text, as in Run.log_dataset
+        if frame[col].map(lambda v: isinstance(v, (list, dict))).any():
+            frame[col] = frame[col].map(json.dumps)
+    numbers = {k: float(v) for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v}
+    for name, s in report.get("subsets", {}).items():
+        key = re.sub(r"[^0-9A-Za-z_\-. /]", "_", name)
+        numbers[f"subset/{key}/accuracy"] = float(s["accuracy"])
+        numbers[f"subset/{key}/count"] = float(s["count"])
+    with mlflow.start_run(experiment_id=experiment, run_name=f"eval-{dataset_name}", tags={k: str(v) for k, v in run_tags.items()}) as active:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Integer columns in Python cannot represent missing values.*")
+            dataset = mlflow.data.from_pandas(frame, source=_dataset_source(source), name=dataset_name)
+        mlflow.log_input(dataset, context="eval", model=LoggedModelInput(link["model_id"]) if "model_id" in link else None)
+        mlflow.log_metrics(numbers, model_id=link.get("model_id"), dataset=dataset)
+        subsets = report.get("subsets", {})
+        if subsets:
+            mlflow.log_table({"subset": list(subsets), "accuracy": [s["accuracy"] for s in subsets.values()],
+                              "count": [s["count"] for s in subsets.values()],
+                              "ci_low": [s.get("ci_low", float("nan")) for s in subsets.values()],
+                              "ci_high": [s.get("ci_high", float("nan")) for s in subsets.values()],
+                              "pairwise_accuracy": [s.get("pairwise_accuracy", float("nan")) for s in subsets.values()]},
+                             artifact_file="eval/subsets.json")
+        for path, fig in figures.items():
+            Run(active.info.run_id, store).log_figure(fig, path)
+        mlflow.log_text(json.dumps(report, indent=2, default=str), "eval/eval.json")
+        return active.info.run_id

@@ -115,7 +115,8 @@ def test_explain_refuses_out_of_range_columns_and_unreachable_boards(capsys, tmp
     assert "row 1: a Connect 4 row needs 'board' and 'column'" in capsys.readouterr().err
 
 
-def test_eval_on_your_own_plain_trl_pairs_as_the_readme_writes_them(tmp_path, capsys):
+def test_eval_on_your_own_plain_trl_pairs_as_the_readme_writes_them(workdir, capsys):
+    tmp_path = workdir
     """`rewardlab eval MODEL --data-path my.jsonl` with rows of prompt/chosen/rejected only: no qid, split or
     training rows needed."""
     import numpy as np

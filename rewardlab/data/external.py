@@ -13,7 +13,9 @@ RewardBench (``prompt``, ``chosen``, ``rejected``, ``subset``). ``data.columns``
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from rewardlab.data.cards import DataError
@@ -152,3 +154,123 @@ def load_external(cfg) -> tuple[list[dict], list[dict], str]:
         pairs = [normalise(r, cfg.columns, i + 1, f"{source} [{split}]", cfg.margin_from_scores) for i, r in enumerate(rows)]
         out.append(card.validate_rows([{**p, "split": split} for p in pairs], "pairs", source=f"{source} [{split}]"))
     return out[0], out[1], source
+
+
+# Evaluation data (``rewardlab eval --data hf:<id> | path``): held-out rows only, no training rows needed, as pairs
+# (one chosen, one rejected) or in the best-of-N layout of RewardBench 2 (``chosen`` and ``rejected`` are lists).
+
+
+@dataclass
+class EvalRows:
+    """Rows to evaluate a reward on: ``pairs`` rows are preference-pairs rows; ``best-of-n`` rows carry ``prompt``,
+    ``chosen`` and ``rejected`` as lists of answers, and ``id`` / ``subset`` / ``reference`` when the source has them."""
+
+    rows: list[dict]
+    source: str
+    format: str  # "pairs" | "best-of-n"
+    split: str | None
+
+
+def _answer_list(value, field: str, number: int, source: str) -> list:
+    answers = [value] if isinstance(value, str) or _is_chat(value) else value
+    if not isinstance(answers, list) or not answers:
+        raise DataError(f"{source}: row {number}: field '{field}': expected an answer or a non-empty list of answers, "
+                        f"found {type(value).__name__ if not isinstance(value, list) else 'an empty list'}")
+    for answer in answers:
+        if not (isinstance(answer, str) or _is_chat(answer)) or (isinstance(answer, str) and not answer.strip()):
+            raise DataError(f"{source}: row {number}: field '{field}': each answer must be a non-empty string or a list of "
+                            f"{{role, content}} messages, found {answer!r:.60}")
+    return answers
+
+
+def normalise_best_of_n(row: dict, columns: dict[str, str], number: int, source: str) -> dict:
+    """One best-of-N row (RewardBench 2's layout: ``prompt``, ``chosen`` and ``rejected`` lists, ``num_correct``,
+    ``subset``, ``id``), or a DataError naming the source, the row and the field."""
+    if not isinstance(row, dict):
+        raise DataError(f"{source}: row {number}: expected an object, found {type(row).__name__}")
+    names = {field: columns.get(field, field) for field in FIELDS}
+    for field in ("prompt", "chosen", "rejected"):
+        if row.get(names[field]) is None:
+            have = ", ".join(sorted(row)) or "none"
+            raise DataError(f"{source}: row {number}: field '{names[field]}' is missing (its fields: {have}); the best-of-N "
+                            f"layout needs prompt, chosen and rejected (map yours with --column {field}=your_column)")
+    prompt = row[names["prompt"]]
+    if not (isinstance(prompt, str) or _is_chat(prompt)):
+        raise DataError(f"{source}: row {number}: field '{names['prompt']}': expected a string or a list of {{role, content}} "
+                        f"messages, found {type(prompt).__name__}")
+    out = {"prompt": prompt, "chosen": _answer_list(row[names["chosen"]], names["chosen"], number, source),
+           "rejected": _answer_list(row[names["rejected"]], names["rejected"], number, source)}
+    for field in ("subset", "reference"):
+        if row.get(names[field]) is not None:
+            out[field] = row[names[field]]
+    if row.get("id") is not None:
+        out["id"] = str(row["id"])
+    return out
+
+
+def _looks_best_of_n(row: dict, columns: dict[str, str]) -> bool:
+    """A list of answers in chosen or rejected (a message list is one answer, not a list of them)."""
+    return any(isinstance(v := row.get(columns.get(f, f)), list) and v and not _is_chat(v) for f in ("chosen", "rejected"))
+
+
+def load_eval_rows(spec: str, split: str | None = None, columns: dict[str, str] | None = None, fmt: str | None = None,
+                   subset_column: str | None = None, config: str | None = None, revision: str | None = None,
+                   max_rows: int | None = None) -> EvalRows:
+    """Held-out rows of ``spec`` (``hf:<id>``, a local dataset folder as ``hf:/path``, or a JSONL / JSON / Parquet /
+    CSV file), every row checked before anything is scored; up to 20 bad rows are reported together.
+
+    The split: ``split`` when given (a named split, or a value of the ``split`` column); else the first of
+    test / test_prefs / validation / valid / dev the source has, the ``test`` rows of a ``split`` column, the only
+    split, or every row of a file. ``fmt`` None detects the layout from the first row."""
+    import datasets
+
+    columns = dict(columns or {})
+    unknown = sorted(set(columns) - set(FIELDS))
+    if unknown:
+        raise DataError(f"--column: unknown field {', '.join(unknown)}; the fields are {', '.join(FIELDS)}")
+    if subset_column:
+        columns["subset"] = subset_column
+    local = not spec.startswith("hf:")
+    if local and not Path(spec).exists():
+        raise DataError(f"--data {spec}: no such file, and not a built-in dataset or hf:<id>")
+    if local and spec.endswith(".jsonl"):  # read as written, so each row's own types are checked (pyarrow coerces a column)
+        from rewardlab.data.rows import read_jsonl
+
+        ds, source = read_jsonl(spec), spec
+    else:
+        ds, source = _load(SimpleNamespace(path=Path(spec) if local else None, name=spec, config=config, revision=revision))
+    chosen_split, named = None, isinstance(ds, datasets.DatasetDict)
+    if named:
+        if split is not None and split not in ds:
+            raise DataError(f"{source}: no split '{split}'; its splits: {', '.join(ds)} (--split)")
+        chosen_split = split or next((s for s in TEST_SPLITS if s in ds), None) or (next(iter(ds)) if len(ds) == 1 else None)
+        if chosen_split is None:
+            raise DataError(f"{source}: which split to evaluate? its splits: {', '.join(ds)} (--split)")
+        ds = ds[chosen_split]
+    rows = list(ds)
+    if rows and not named and all(isinstance(r, dict) and "split" in r for r in rows):
+        known = sorted({str(r["split"]) for r in rows})
+        if split is not None and split not in known:
+            raise DataError(f"{source}: no row has split '{split}'; its split values: {', '.join(known)} (--split)")
+        chosen_split = split or ("test" if "test" in known else None)
+        if chosen_split is not None:
+            rows = [r for r in rows if r["split"] == chosen_split]
+    elif split is not None and not named:
+        raise DataError(f"{source}: --split needs named splits or a 'split' column; this source has neither")
+    if not rows:
+        raise DataError(f"{source}: no rows to evaluate" + (f" in split '{chosen_split}'" if chosen_split else ""))
+    if subset_column and subset_column not in rows[0]:
+        raise DataError(f"{source}: row 1: --subset-column '{subset_column}' is not a field (its fields: {', '.join(sorted(rows[0]))})")
+    fmt = fmt or ("best-of-n" if isinstance(rows[0], dict) and _looks_best_of_n(rows[0], columns) else "pairs")
+    rows = rows[:max_rows] if max_rows is not None else rows
+    problems, out = [], []
+    for number, row in enumerate(rows, start=1):
+        try:
+            out.append(normalise_best_of_n(row, columns, number, source) if fmt == "best-of-n"
+                       else normalise(row, columns, number, source))
+        except DataError as exc:
+            problems.append(str(exc).removeprefix(f"{source}: "))
+    if problems:
+        raise DataError(f"{source}: {len(problems)} bad row(s), nothing was scored:\n  " + "\n  ".join(problems[:20])
+                        + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""))
+    return EvalRows(out, source, fmt, chosen_split)

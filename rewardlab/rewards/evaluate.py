@@ -194,3 +194,17 @@ def figures(result: TextEval, log_history: list[dict] | None = None, shifted: Te
             fig.tight_layout()
             figs["plots/learning_curves.png"] = fig
     return figs
+
+
+def score_best_of_n(reward: TextReward, rows: list[dict]) -> tuple[list[list[float]], list[list[float]]]:
+    """Scores of every answer of best-of-N rows (``chosen`` and ``rejected`` lists), each distinct answer once:
+    per row, the list of its chosen answers' scores and the list of its rejected answers' scores."""
+    items = [(r["prompt"], answer, r.get("reference")) for r in rows for answer in (*r["chosen"], *r["rejected"])]
+    scores = score_unique(reward, items).tolist()
+    chosen, rejected, at = [], [], 0
+    for r in rows:
+        n_c, n_r = len(r["chosen"]), len(r["rejected"])
+        chosen.append(scores[at : at + n_c])
+        rejected.append(scores[at + n_c : at + n_c + n_r])
+        at += n_c + n_r
+    return chosen, rejected

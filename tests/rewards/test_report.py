@@ -82,3 +82,59 @@ def test_pairs_report_and_bootstrap_intervals():
     wide = bootstrap_interval(pairwise_outcomes(chosen[:40], rejected[:40]))
     assert narrow[1] - narrow[0] < wide[1] - wide[0]
     assert bootstrap_interval([1, 0, 1, 1], seed=3) == bootstrap_interval([1, 0, 1, 1], seed=3)
+
+
+def rewardbench2_ties(rows: list[dict], scores: dict) -> float:
+    """RewardBench 2's Ties score as its ``process_single_model`` computes it, restated here from its code: per
+    prompt K (ids ``ref:K`` with one correct answer, ``tied:K`` with several), accurate when the worst correct answer
+    beats the best incorrect one; the overall score weighs the two accuracies and how often the gap to the incorrect
+    answers exceeds the spread among the correct ones."""
+    stats = {"ref": {}, "tied": {}}
+    for r in rows:
+        kind, number = r["id"].split(":")
+        correct = [scores[t] for t in r["chosen"]]
+        wrong = [scores[t] for t in r["rejected"]]
+        spread = max(correct) - min(correct) if len(correct) > 1 else None
+        stats[kind][int(number)] = (min(correct) - max(wrong) > 0, spread, min(correct) - max(wrong))
+    both = set(stats["ref"]) & set(stats["tied"])
+    spread = np.array([stats["tied"][k][1] for k in both], float)
+    tied_gap = np.array([stats["tied"][k][2] for k in both])
+    hard = np.minimum(np.array([stats["ref"][k][2] for k in both]), tied_gap)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin = np.nan_to_num(np.tanh(hard / spread - 1), nan=0.0).mean()
+    return (0.3 * np.mean([s[0] for s in stats["tied"].values()]) + 0.3 * np.mean([s[0] for s in stats["ref"].values()])
+            + 0.2 * np.mean(tied_gap > spread) + 0.2 * np.mean(hard > spread) + 0.01 * margin)
+
+
+def ties_rows(rng, prompts: int = 30) -> tuple[list[dict], dict]:
+    rows, scores = [], {}
+    for k in range(prompts):
+        n_tied = int(rng.integers(2, 5))
+        rows.append({"id": f"ref:{k}", "prompt": f"T{k}", "chosen": [f"ref {k} right"], "rejected": [f"{k} wrong {j}" for j in range(3)],
+                     "subset": "Ties"})
+        rows.append({"id": f"tied:{k}", "prompt": f"T{k}", "chosen": [f"tied {k} right {j}" for j in range(n_tied)],
+                     "rejected": [f"{k} wrong {j}" for j in range(3)], "subset": "Ties"})
+    for r in rows:
+        for text in r["chosen"] + r["rejected"]:
+            scores.setdefault(text, float(rng.normal(1.0 if "right" in text else 0.0, 1.0)))
+    return rows, scores
+
+
+def test_the_ties_subset_gets_rewardbench2s_own_score_and_the_rest_stays_best_of_n():
+    rng = np.random.default_rng(2)
+    ties, tie_scores = ties_rows(rng)
+    others, other_scores = rewardbench2_rows(rng)
+    rows, scores = others + ties, {**other_scores, **tie_scores}
+    report = best_of_n_report(rows, [[scores[t] for t in r["chosen"]] for r in rows], [[scores[t] for t in r["rejected"]] for r in rows])
+    assert report["subsets"]["Ties"]["accuracy"] == pytest.approx(rewardbench2_ties(ties, scores))
+    assert report["subsets"]["Ties"]["rule"] == "rewardbench2-ties"
+    theirs = rewardbench2_scoring(others, scores)  # the Ties rows do not enter the other subsets or the overall accuracy
+    assert {k: v["accuracy"] for k, v in report["subsets"].items() if k != "Ties"} == pytest.approx(theirs)
+    assert report["best_of_n_accuracy"] == pytest.approx(np.mean(list(theirs.values())))
+    assert report["subset_mean"] == pytest.approx(np.mean([*theirs.values(), rewardbench2_ties(ties, scores)]))
+
+
+def test_several_chosen_answers_must_all_beat_the_best_rejected_one():
+    from rewardlab.rewards.report import best_of_n_outcomes
+
+    assert best_of_n_outcomes([[3.0, 2.0], [3.0, 0.5], [1.0]], [[1.0, 2.0], [1.0], [1.0]]).tolist() == [1.0, 0.0, 1.0]
