@@ -26,6 +26,35 @@ $XDG_DATA_HOME/rewardlab/mlflow.db (~/.local/share/rewardlab/mlflow.db); `reward
 """
 
 
+SERVE_EPILOG = """routes:
+  POST /v1/score              {"prompts": [...], "responses": [...], "references": [...]?, "normalize": bool?}
+                              -> {"rewards": [...], "truncated": [...]}
+  POST /v1/score_transitions  {"obs": [[...]], "actions": [...], "next_obs": [[...]], "dones": [...]?} -> {"rewards": [...]}
+  POST /v1/explain            same bodies -> {"explanations": [...]}; 404 for rewards that cannot explain
+  POST /v1/q_values           {"prompts", "responses"} -> {"q_values": [[...], ...]} per response token; 404 unless goal-conditioned
+  POST /get_reward            OpenRLHF: {"query": [...], "prompts": [...], "labels": [...]} -> {"rewards", "scores"}
+  POST /pooling               vLLM / lmdeploy pooling: {"input": [...]} -> {"data": [{"data": [[score]] | score}]}
+  POST /classify              vLLM: {"input", "use_activation"} -> {"data": [{"probs": [score]}]};
+                              SGLang: {"text": [...]} -> [{"embedding": [score]}]
+  POST /v1/embeddings         SGLang: {"input"} -> {"data": [{"embedding": [score]}]}
+  GET  /v1/info, /health, /metrics (Prometheus), /docs (OpenAPI)
+texts on /pooling, /classify and /v1/embeddings are POLAR "<|reward|>" strings or whole conversations already rendered
+with the reward model's chat template (scored as they are, not templated again).
+errors are JSON {"error": {"type", "message", "field", "status"}}: 4xx for bad input, 503 + Retry-After when the queue
+is full (--max-queue), 504 past the deadline (--timeout-s).
+
+clients (each tested against this server with its own request and parsing):
+  client                                  route            set on the client side
+  OpenRLHF                                /get_reward      --remote_rm_url http://HOST:PORT/get_reward
+  POLAR RewardModelClient, sglang         /classify        RewardModelClient(path, server_type="sglang", server_address="HOST:PORT")
+  POLAR RewardModelClient, vllm           /pooling         server_type="vllm"
+  POLAR RewardModelClient, lmdeploy       /pooling         server_type="lmdeploy"; start this server with --pooling-format lmdeploy
+  verl reward loop (reward model on vllm) /classify        reward_model.rollout.name=vllm, router address HOST:PORT
+  verl reward loop (reward model on sglang) /v1/embeddings reward_model.rollout.name=sglang, router address HOST:PORT
+  rewardlab                               /v1/score        rewards.load("http://HOST:PORT")  (uses $REWARDLAB_API_KEY)
+"""
+
+
 EVAL_HELP = """Score a reward on held-out comparisons and report (printed, in --json, and as an MLflow evaluation run
 linked to the reward's training run and logged model):
 
@@ -52,9 +81,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from rewardlab.recipes import RecipeError
     from rewardlab.rewards.base import RewardInputError
     from rewardlab.rewards.remote import RemoteRewardError
+    from rewardlab.serve.app import ServeConfigError
     from rewardlab.tracking import RegistryError, ResumeError
 
-    return (RecipeError, DataError, ResumeError, RegistryError, BackboneError, RewardInputError, RemoteRewardError, FileNotFoundError)
+    return (RecipeError, DataError, ResumeError, RegistryError, BackboneError, RewardInputError, RemoteRewardError, ServeConfigError,
+            FileNotFoundError)
 
 
 def cmd_train(args) -> int:
@@ -309,6 +340,10 @@ def cmd_serve(args) -> int:
         max_wait_ms=args.max_wait_ms,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+        max_queue=args.max_queue,
+        timeout_s=args.timeout_s,
+        normalize=args.normalize,
+        pooling_format=args.pooling_format,
     )
     serve(args.model, host=args.host, port=args.port, settings=settings, device=args.device,
           access_log=not args.no_access_log, graceful_timeout_s=args.graceful_timeout)
@@ -462,19 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="serve a reward over HTTP (FastAPI + uvicorn, micro-batched)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Serve any reward that `rewards.load` accepts. Concurrent requests are merged into batches.",
-        epilog="""routes:
-  POST /v1/score              {"prompts": [...], "responses": [...], "references": [...]?} -> {"rewards": [...], "truncated": [...]}
-  POST /v1/score_transitions  {"obs": [[...]], "actions": [...], "next_obs": [[...]], "dones": [...]?} -> {"rewards": [...]}
-  POST /v1/explain            same bodies -> {"explanations": [...]}; 404 for rewards that cannot explain
-  POST /v1/q_values           {"prompts", "responses"} -> {"q_values": [[...], ...]} per response token; 404 unless goal-conditioned
-  POST /get_reward            OpenRLHF: {"query": [...], "prompts": [...], "labels": [...]} -> {"rewards", "scores"}
-  POST /pooling               POLAR's vLLM client: {"input": ["...<|reward|>..."]} -> {"data": [{"data": [[score]]}]}
-  GET  /v1/info, /health, /metrics (Prometheus), /docs (OpenAPI)
-errors are JSON {"error": {"type", "message", "field", "status"}} with a 4xx status for bad input.
-clients:
-  OpenRLHF:  --remote_rm_url http://HOST:PORT/get_reward
-  POLAR:     RewardModelClient(path, server_type="vllm", server_address="HOST:PORT")
-  rewardlab: rewards.load("http://HOST:PORT")  (uses $REWARDLAB_API_KEY)""",
+        epilog=SERVE_EPILOG,
     )
     s.add_argument("model", help="a reward folder, models:/name/version, models:/name@alias or runs:/id/model")
     s.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
@@ -490,6 +513,15 @@ clients:
     s.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     s.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds to let in-flight requests finish on shutdown")
     s.add_argument("--no-access-log", action="store_true", help="do not log one line per request")
+    s.add_argument("--max-queue", type=int, default=None, metavar="ITEMS",
+                   help="most items waiting or being scored; beyond it requests get 503 with Retry-After (default: unbounded)")
+    s.add_argument("--timeout-s", type=float, default=None, help="per-request deadline: 504 after it, and the request's queued "
+                   "work is dropped (default: none)")
+    s.add_argument("--normalize", action="store_true", help="whiten text rewards with the mean and std measured on the "
+                   "evaluation set at training time (reward.json 'normalization', shown by /v1/info); /v1/score takes "
+                   '"normalize": true/false per request')
+    s.add_argument("--pooling-format", choices=("vllm", "lmdeploy"), default="vllm",
+                   help="the /pooling response shape: vllm (POLAR client server_type='vllm') or lmdeploy (server_type='lmdeploy')")
     s.set_defaults(func=cmd_serve)
 
     x = sub.add_parser(

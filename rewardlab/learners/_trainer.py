@@ -227,3 +227,13 @@ def fit_trainer(trainer, job, counts: dict) -> tuple[object | None, dict, dict]:
         return None, {}, extra
     model, adapter = final_model(trainer)
     return model, adapter, extra
+
+
+def normalization_metrics(folder, scores) -> dict[str, float]:
+    """Store the reward's statistics on the held-out answers in the saved folder's ``reward.json`` (what
+    ``rewardlab serve --normalize`` and the rlhf reward functions' ``normalize`` apply) and return them as metrics
+    (``reward_mean``, ``reward_std``, ``reward_q05`` ...) for MLflow."""
+    from rewardlab.rewards.text import record_normalization
+
+    stats = record_normalization(folder, scores)
+    return {f"reward_{k}": float(v) for k, v in stats.items() if k != "n"}

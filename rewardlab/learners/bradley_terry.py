@@ -19,7 +19,7 @@ from typing import Literal
 from rewardlab import backbones
 from rewardlab.data import PreferenceData, TextDataConfig, load_preferences
 from rewardlab.tracking import Fitted, Job, RecipeBase
-from rewardlab.learners._trainer import (ModelConfig, TrainConfig, fit_trainer, preference_dataset, reward_trainer, scalar_model,
+from rewardlab.learners._trainer import (ModelConfig, TrainConfig, fit_trainer, normalization_metrics, preference_dataset, reward_trainer, scalar_model,
                                          text_datasets)
 from rewardlab.rewards.evaluate import evaluate_splits, figures, format_report
 from rewardlab.rewards.text import ScalarTextReward, encode
@@ -65,5 +65,5 @@ def fit(cfg: Config, data: PreferenceData, job: Job) -> Fitted:
     folder = ScalarTextReward.save(model, tokenizer, job.out / "reward", m.max_length, m.template, backbone=m.backbone, recipe=cfg.name)
     reward = ScalarTextReward(model, tokenizer, m.max_length, batch_size=cfg.train.eval_batch_size, template=m.template)
     result, shifted, metrics = evaluate_splits(reward, data)
-    metrics |= adapter
+    metrics |= adapter | normalization_metrics(folder, result.scores())
     return Fitted(folder, metrics, figures(result, extra["log_history"], shifted), format_report(metrics), extra["global_step"], extra=extra)

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab.data import DataError, PreferenceData, TextDataConfig, load_preferences
 from rewardlab.tracking import Fitted, Job, RecipeBase
-from rewardlab.learners._trainer import (ModelConfig, TrainConfig, fit_trainer, preference_dataset, reward_trainer, scalar_model,
+from rewardlab.learners._trainer import (ModelConfig, TrainConfig, fit_trainer, normalization_metrics, preference_dataset, reward_trainer, scalar_model,
                                          text_datasets)
 from rewardlab.rewards.evaluate import auroc, evaluate_splits, figures, format_report
 from rewardlab.rewards.goal import GoalTextReward, filter_vote, goal_from_states, majority, min_q, q_from_states, q_rerank
@@ -290,7 +290,7 @@ def fit(cfg: Config, data, job: Job) -> Fitted:
     folder = GoalTextReward.save(model, tokenizer, job.out / "reward", m.max_length, m.template, reward.goal_state,
                                  backbone=m.backbone, recipe=cfg.name, goal_from=goal_source, beta=cfg.contrastive.beta)
     result, shifted, metrics = evaluate_splits(reward, data)
-    metrics |= adapter
+    metrics |= adapter | normalization_metrics(folder, result.scores())
     if baseline is not None:
         metrics.update(baseline_metrics(baseline, data))
     figs = figures(result, extra["log_history"], shifted)

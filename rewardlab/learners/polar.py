@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rewardlab import backbones
 from rewardlab.data import DataError, TextDataConfig, load_preferences
 from rewardlab.tracking import DatasetInput, Fitted, Job, RecipeBase
-from rewardlab.learners._trainer import LoraSettings, TrainConfig, fit_trainer, preference_dataset, reward_trainer
+from rewardlab.learners._trainer import LoraSettings, TrainConfig, fit_trainer, normalization_metrics, preference_dataset, reward_trainer
 from rewardlab.rewards.evaluate import score_unique
 from rewardlab.rewards.polar import PolarReward, add_polar_tokens, encode_triple
 
@@ -181,7 +181,7 @@ def check_pooling(model, tokenizer, backbone: str) -> None:
                         "token; POLAR needs a causal LM backbone (e.g. embedded:smollm2-135m-instruct)")
 
 
-def ranked_outcomes(reward: PolarReward, rows: list[dict], good: str, bad: str) -> np.ndarray:
+def ranked_outcomes(reward: PolarReward, rows: list[dict], good: str, bad: str, scores_out: list | None = None) -> np.ndarray:
     """Per row, 1 if r(prompt, reference, row[good]) > r(prompt, reference, row[bad]), 0.5 on a tie, else 0.
 
     Discrimination: good="positive", bad="negative" on triplets. Preference accuracy with references:
@@ -190,6 +190,8 @@ def ranked_outcomes(reward: PolarReward, rows: list[dict], good: str, bad: str) 
         return np.zeros(0)
     items = [(r["prompt"], r[good], r["reference"]) for r in rows] + [(r["prompt"], r[bad], r["reference"]) for r in rows]
     scores = score_unique(reward, items)
+    if scores_out is not None:
+        scores_out.extend(scores.tolist())
     chosen, rejected = scores[: len(rows)], scores[len(rows) :]
     return (chosen > rejected) + 0.5 * (chosen == rejected)
 
@@ -212,11 +214,14 @@ def _credited(metrics: dict, name: str, rows: list[dict], outcomes: np.ndarray, 
     metrics[f"{name}_margin_over_baselines"] = metrics[name] - max(base.values()) if rows else float("nan")
 
 
-def evaluate_polar(reward: PolarReward, triplets, pref_test: list[dict], pref_shifted: list[dict]) -> dict[str, float]:
+def evaluate_polar(reward: PolarReward, triplets, pref_test: list[dict], pref_shifted: list[dict],
+                   scores_out: list | None = None) -> dict[str, float]:
     """Discrimination on held-out prompts (by prompt kind too) and held-out policies (by policy too), preference
-    accuracy with references on the test and shifted pairs; each beside the training-free baselines."""
+    accuracy with references on the test and shifted pairs; each beside the training-free baselines. ``scores_out``
+    collects the rewards given on the test pairs (on the held-out-prompt triplets when there are no pairs)."""
     metrics: dict[str, float] = {}
-    prompts = ranked_outcomes(reward, triplets.eval_prompts, "positive", "negative")
+    triplet_scores: list = []
+    prompts = ranked_outcomes(reward, triplets.eval_prompts, "positive", "negative", triplet_scores)
     _credited(metrics, "discrimination_acc_heldout_prompts", triplets.eval_prompts, prompts, "positive", "negative")
     held = ranked_outcomes(reward, triplets.eval_policies, "positive", "negative")
     _credited(metrics, "discrimination_acc_heldout_policies", triplets.eval_policies, held, "positive", "negative")
@@ -230,13 +235,15 @@ def evaluate_polar(reward: PolarReward, triplets, pref_test: list[dict], pref_sh
     for prefix, rows in (("", pref_test), ("shifted_", pref_shifted)):
         if not rows:
             continue
-        outcomes = ranked_outcomes(reward, rows, "chosen", "rejected")
+        outcomes = ranked_outcomes(reward, rows, "chosen", "rejected", scores_out if prefix == "" else None)
         _credited(metrics, f"{prefix}preference_acc_with_reference", rows, outcomes, "chosen", "rejected")
         # the harder part: pairs whose reference is not the chosen answer word for word
         # (a verified reference is often the chosen answer word for word, which any string match ranks right)
         harder = np.asarray([r["reference"] != r["chosen"] for r in rows])
         _credited(metrics, f"{prefix}preference_acc_reference_not_chosen", [r for r, h in zip(rows, harder) if h], outcomes[harder],
                   "chosen", "rejected")
+    if scores_out is not None and not pref_test:
+        scores_out.extend(triplet_scores)
     return metrics
 
 
@@ -301,5 +308,7 @@ def fit(cfg: Config, data: dict, job: Job) -> Fitted:
     folder = PolarReward.save(model, tokenizer, job.out / "reward", m.max_length, backbone=m.backbone, recipe=cfg.name,
                               stage=cfg.stage, init_from=m.init_from)
     reward = PolarReward(model, tokenizer, m.max_length, batch_size=cfg.train.eval_batch_size)
-    metrics = {**evaluate_polar(reward, data["triplets"], data["test"], data["shifted"]), "train_rows": len(train_rows), **adapter}
+    scores: list = []
+    metrics = {**evaluate_polar(reward, data["triplets"], data["test"], data["shifted"], scores), "train_rows": len(train_rows), **adapter}
+    metrics |= normalization_metrics(folder, scores)
     return Fitted(folder, metrics, report=format_polar_report(metrics), step=extra["global_step"], extra=extra)

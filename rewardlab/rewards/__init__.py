@@ -63,7 +63,9 @@ def load(uri: str | Path, **kwargs):
         return connect(text, **kwargs)
     folder = resolve_folder(text)
     meta = read_reward_json(folder)
-    return class_for(meta["kind"]).from_folder(folder, **kwargs)
+    reward = class_for(meta["kind"]).from_folder(folder, **kwargs)
+    reward.normalization = meta.get("normalization")  # mean, std, quantiles on held-out answers (text learners)
+    return reward
 
 
 def resolve_folder(uri: str | Path) -> Path:

@@ -71,6 +71,10 @@ class TextEval:
     sample_labels: np.ndarray = field(default_factory=lambda: np.zeros(0))
     sample_lengths: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
+    def scores(self) -> np.ndarray:
+        """Every reward given on the split: chosen and rejected answers, then the samples."""
+        return np.concatenate([self.chosen, self.rejected, self.sample_scores])
+
 
 def score_unique(reward: TextReward, items: list[tuple], chunk: int = 64) -> np.ndarray:
     """Score (prompt, response, reference) triples, each distinct triple once, in chunks with a progress bar.

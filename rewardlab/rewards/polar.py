@@ -16,7 +16,7 @@ from typing import Any
 
 from rewardlab.rewards.base import Chat, RewardInputError, chat_to_messages, check_text_batch
 from rewardlab.rewards.registry import register
-from rewardlab.rewards.text import load_classifier_folder, padded_batches, save_classifier_folder
+from rewardlab.rewards.text import MAX_BATCH_TOKENS, load_classifier_folder, padded_batches, save_classifier_folder
 
 SEP_TOKEN = "<|polar_sep|>"
 REWARD_TOKEN = "<|polar_reward|>"
@@ -106,7 +106,7 @@ class PolarReward:
         self.last_truncated = [cut for _, cut in encoded]
         out = [0.0] * len(encoded)
         with torch.inference_mode():
-            for idx, ids, mask in padded_batches([e[0] for e in encoded], self.batch_size, self.tokenizer.pad_token_id):
+            for idx, ids, mask in padded_batches([e[0] for e in encoded], self.batch_size, self.tokenizer.pad_token_id, MAX_BATCH_TOKENS):
                 values = self.reward_at_token(ids.to(self.device), mask.to(self.device))
                 for row, i in enumerate(idx):
                     out[i] = float(values[row])

@@ -30,6 +30,8 @@ class _Remote:
         self.info = info if info is not None else self._get("/v1/info")
         self.kind = self.info.get("kind")
         self.max_length = self.info.get("max_length")
+        stats = self.info.get("normalization")  # the reward's stored statistics, as the server reports them
+        self.normalization = {k: v for k, v in stats.items() if k != "applied_by_default"} if stats else None
         if "explain" in self.info.get("capabilities", []):
             self.explain = self._explain
         if "q_values" in self.info.get("capabilities", []):

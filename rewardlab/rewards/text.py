@@ -81,21 +81,81 @@ def _response_char_start(tokenizer, prompt: Chat, response: Chat, template: str,
     return len("\n".join(m["content"] for m in prompt_messages)) + 1
 
 
-def padded_batches(seqs: list[list[int]], batch_size: int, pad_id: int | None):
-    """Yield ``(indices, input_ids, attention_mask)`` over ``seqs``, longest first so each batch pads little."""
+MAX_BATCH_TOKENS = 8192
+"""Default token budget of one forward pass at inference (batch rows x padded width)."""
+
+
+def padded_batches(seqs: list[list[int]], batch_size: int, pad_id: int | None, max_tokens: int | None = None):
+    """Yield ``(indices, input_ids, attention_mask)`` over ``seqs``, longest first so each batch pads little.
+
+    A batch holds at most ``batch_size`` rows and, with ``max_tokens``, at most that many tokens once padded
+    (rows x the longest row's length): many short texts share a pass, a few long ones do not blow it up. A single
+    row longer than the budget still gets its own pass."""
     import torch
 
     pad = pad_id if pad_id is not None else 0
     order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        width = max(len(seqs[i]) for i in idx)
+    start = 0
+    while start < len(order):
+        width = len(seqs[order[start]])
+        rows = batch_size if max_tokens is None else max(1, min(batch_size, max_tokens // max(width, 1)))
+        idx = order[start : start + rows]
+        start += len(idx)
         ids = torch.full((len(idx), width), pad, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for row, i in enumerate(idx):
             ids[row, : len(seqs[i])] = torch.tensor(seqs[i])
             mask[row, : len(seqs[i])] = 1
         yield idx, ids, mask
+
+
+def encode_text(tokenizer, text: str, max_length: int, template: str = "chat") -> tuple[list[int], bool]:
+    """Token ids of text already rendered as ``render`` renders it (a chat template applied by the caller, as
+    verl's reward loop does), tokenized exactly as ``encode`` tokenizes its own rendering: same special tokens,
+    same end token, same left cut. So ``encode_text(render(p, r))`` equals ``encode(p, r)``."""
+    chat = _use_chat_template(tokenizer, template)
+    bos = getattr(tokenizer, "bos_token", None)
+    if chat and bos and not text.startswith(bos) and _template_starts_with(tokenizer, bos):
+        # verl strips a leading BOS from the rendered text because vLLM's tokenizer adds it back; do the same
+        text = bos + text
+    ids = tokenizer(text, add_special_tokens=not chat)["input_ids"]
+    if tokenizer.eos_token_id is not None and not chat and ids[-1:] != [tokenizer.eos_token_id]:
+        ids = ids + [tokenizer.eos_token_id]
+    if len(ids) > max_length:
+        return ids[-max_length:], True
+    return ids, False
+
+
+def _template_starts_with(tokenizer, token: str) -> bool:
+    return tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False).startswith(token)
+
+
+def score_stats(scores) -> dict[str, float]:
+    """What a consumer needs to whiten a reward: mean, standard deviation and quantiles of its scores on held-out
+    answers (stored in ``reward.json`` as ``normalization``; ``rewardlab serve --normalize`` applies them)."""
+    import numpy as np
+
+    values = np.asarray(scores, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        raise ValueError(f"reward statistics need at least 2 finite scores, found {len(values)}")
+    q = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
+    return {"mean": float(values.mean()), "std": float(values.std()), "q05": float(q[0]), "q25": float(q[1]),
+            "median": float(q[2]), "q75": float(q[3]), "q95": float(q[4]), "n": int(len(values))}
+
+
+def record_normalization(folder: str | Path, scores) -> dict[str, float]:
+    """Measure ``score_stats`` and add them to the reward folder's ``reward.json``; returns them."""
+    import json
+
+    from rewardlab.rewards.registry import REWARD_JSON
+
+    stats = score_stats(scores)
+    path = Path(folder) / REWARD_JSON
+    meta = json.loads(path.read_text())
+    meta["normalization"] = stats
+    path.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    return stats
 
 
 def load_classifier_folder(folder: str | Path):
@@ -141,6 +201,7 @@ class ScalarTextReward:
         self.max_length = max_length
         self.template = template
         self.batch_size = batch_size
+        self.max_batch_tokens = MAX_BATCH_TOKENS
         self.last_truncated: list[bool] = []
 
     @classmethod
@@ -157,14 +218,22 @@ class ScalarTextReward:
 
     def score(self, prompts: Sequence[Chat], responses: Sequence[Chat], references: Sequence[Chat] | None = None) -> list[float]:
         """One float per response; longest-first batches so padding is small. ``last_truncated`` says what was cut."""
+        check_text_batch(prompts, responses, references)
+        return self._forward([encode(self.tokenizer, p, r, self.max_length, self.template) for p, r in zip(prompts, responses)])
+
+    def score_texts(self, texts: Sequence[str]) -> list[float]:
+        """Scores of whole conversations already rendered with this model's template (``render``'s output), read as
+        they are: what vLLM's and SGLang's classify routes take. Equal to ``score`` on the same conversation."""
+        return self._forward([encode_text(self.tokenizer, t, self.max_length, self.template) for t in texts])
+
+    def _forward(self, encoded: list[tuple[list[int], bool]]) -> list[float]:
         import torch
 
-        check_text_batch(prompts, responses, references)
-        encoded = [encode(self.tokenizer, p, r, self.max_length, self.template) for p, r in zip(prompts, responses)]
         self.last_truncated = [cut for _, cut in encoded]
         out = [0.0] * len(encoded)
+        budget = getattr(self, "max_batch_tokens", MAX_BATCH_TOKENS)
         with torch.inference_mode():
-            for idx, ids, mask in padded_batches([e[0] for e in encoded], self.batch_size, self.tokenizer.pad_token_id):
+            for idx, ids, mask in padded_batches([e[0] for e in encoded], self.batch_size, self.tokenizer.pad_token_id, budget):
                 logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits[:, 0]
                 for row, i in enumerate(idx):
                     out[i] = float(logits[row])

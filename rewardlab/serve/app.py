@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import time
+import uuid
 from collections.abc import Hashable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -33,8 +35,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import rewardlab
 from rewardlab.rewards.base import RewardInputError, modality
 from rewardlab.rewards.remote import API_KEY_ENV
-from rewardlab.serve.batching import MicroBatcher
-from rewardlab.serve.schemas import FieldError, GetRewardRequest, PoolingRequest, ScoreRequest, TransitionRequest
+from rewardlab.serve.batching import ClientGone, DeadlineExceeded, MicroBatcher, QueueFull
+from rewardlab.serve.schemas import (POLAR_SEP, ClassifyRequest, EmbeddingsRequest, FieldError, GetRewardRequest, PoolingRequest,
+                                     ScoreRequest, TransitionRequest, split_polar)
 
 __all__ = ["API_KEY_ENV", "ServeSettings", "create_app"]
 disable_created_metrics()  # no *_created samples: they double the output and dashboards rarely use them
@@ -57,7 +60,9 @@ def _mount_docs(app: FastAPI) -> None:
                                    swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
 
 
-ROUTES = ("/v1/score", "/v1/score_transitions", "/v1/explain", "/v1/q_values", "/get_reward", "/pooling", "/v1/info", "/health", "/metrics")
+ROUTES = ("/v1/score", "/v1/score_transitions", "/v1/explain", "/v1/q_values", "/get_reward", "/pooling", "/classify", "/v1/embeddings",
+          "/v1/info", "/health", "/metrics")
+POOLING_FORMATS = ("vllm", "lmdeploy")
 
 
 @dataclass
@@ -74,12 +79,21 @@ class ServeSettings:
     api_key: str | None = None
     """When set, every route except /health needs ``Authorization: Bearer <key>``."""
     model_uri: str = ""
+    max_queue: int | None = None
+    """Most items waiting or being scored; beyond it requests get 503 with ``Retry-After`` (None: unbounded)."""
+    timeout_s: float | None = None
+    """Per-request deadline: a request not answered by then gets 504 and its queued work is dropped."""
+    normalize: bool = False
+    """Whiten text rewards with the mean and standard deviation stored at training time (a request may override)."""
+    pooling_format: str = "vllm"
+    """The response shape of ``/pooling``: ``vllm`` (``data[i]["data"] == [[score]]``) or ``lmdeploy`` (``== score``)."""
+    retry_after_s: int = 1
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None, kind: str = "invalid_request"):
+    def __init__(self, status: int, message: str, field: str | None = None, kind: str = "invalid_request", headers: dict | None = None):
         super().__init__(message)
-        self.status, self.message, self.field, self.kind = status, message, field, kind
+        self.status, self.message, self.field, self.kind, self.headers = status, message, field, kind, headers
 
 
 def error_body(status: int, message: str, field: str | None = None, kind: str = "invalid_request", errors=None) -> dict:
@@ -133,7 +147,7 @@ def _validation_errors(exc: RequestValidationError) -> tuple[int, str, str | Non
 class Metrics:
     """Prometheus collectors in their own registry (several apps can live in one process, as in tests)."""
 
-    def __init__(self, batcher_pending, kind: str, uri: str):
+    def __init__(self, batcher_pending, kind: str, uri: str, queued_items=lambda: 0):
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("rewardlab_requests", "HTTP requests by route and status code", ["route", "status"], registry=r)
@@ -146,6 +160,10 @@ class Metrics:
         self.batch_requests = Histogram("rewardlab_batch_requests", "Requests merged per forward pass", registry=r, buckets=sizes)
         self.items = Counter("rewardlab_items_scored", "Items scored, by route", ["route"], registry=r)
         self.truncated = Counter("rewardlab_truncated", "Texts cut to the model's maximum length", registry=r)
+        self.refused = Counter("rewardlab_refused_requests", "Requests not scored: queue_full (503), deadline (504), "
+                               "disconnected (the client left)", ["reason"], registry=r)
+        self.dropped = Counter("rewardlab_dropped_items", "Items whose queued work was dropped, by reason", ["reason"], registry=r)
+        Gauge("rewardlab_queue_items", "Items waiting for or in a forward pass", registry=r).set_function(queued_items)
         Gauge("rewardlab_queue_pending", "Requests waiting for or in a forward pass", registry=r).set_function(batcher_pending)
         Gauge("rewardlab_model_info", "The served reward", ["kind", "uri"], registry=r).labels(kind, uri).set(1)
 
@@ -233,18 +251,45 @@ async def _send_json(send, status: int, body: dict, extra: list | None = None) -
     await send({"type": "http.response.body", "body": payload})
 
 
+class ServeConfigError(ValueError):
+    """A server option the reward cannot honour (e.g. --normalize for a reward without stored statistics)."""
+
+
+def normalization_of(reward) -> dict | None:
+    stats = getattr(reward, "normalization", None)
+    return dict(stats) if isinstance(stats, dict) and "mean" in stats and "std" in stats else None
+
+
+def whiten(scores: list[float], stats: dict) -> list[float]:
+    """(score - mean) / std with the reward's stored statistics (std 0: centred only)."""
+    std = stats["std"] if stats["std"] > 0 else 1.0
+    return [(s - stats["mean"]) / std for s in scores]
+
+
 def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
     settings = settings or ServeSettings()
     kind = getattr(reward, "kind", type(reward).__name__)
     mode = modality(reward)
     can_explain = callable(getattr(reward, "explain", None))
     has_q = callable(getattr(reward, "q_values", None))
+    can_read_text = callable(getattr(reward, "score_texts", None))
+    stats = normalization_of(reward)
+    if settings.normalize and stats is None:
+        raise ServeConfigError(f"--normalize: this reward ({kind}) has no stored statistics (reward.json 'normalization'); "
+                               "rewards trained by rewardlab's text learners have them, retrain or serve without --normalize")
+    if settings.pooling_format not in POOLING_FORMATS:
+        raise ServeConfigError(f"--pooling-format {settings.pooling_format!r}: expected one of {', '.join(POOLING_FORMATS)}")
 
     def score_text(key: Hashable, payloads: list[tuple]) -> list[tuple[list[float], list[bool]]]:
-        prompts = [p for pl in payloads for p in pl[0]]
-        responses = [r for pl in payloads for r in pl[1]]
-        references = [x for pl in payloads for x in pl[2]] if key else None
-        scores = [float(s) for s in reward.score(prompts, responses, references)]
+        if key == "raw":  # whole conversations already rendered by the client
+            texts = [t for pl in payloads for t in pl[0]]
+            scores = [float(s) for s in reward.score_texts(texts)]
+            prompts = texts
+        else:
+            prompts = [p for pl in payloads for p in pl[0]]
+            responses = [r for pl in payloads for r in pl[1]]
+            references = [x for pl in payloads for x in pl[2]] if key == "refs" else None
+            scores = [float(s) for s in reward.score(prompts, responses, references)]
         cut = list(getattr(reward, "last_truncated", None) or [])
         cut = cut if len(cut) == len(scores) else [False] * len(scores)
         out, i = [], 0
@@ -264,9 +309,11 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
             i += n
         return out
 
-    batcher = MicroBatcher(score_text if mode == "text" else score_transitions, settings.max_batch_size, settings.max_wait_ms)
-    metrics = Metrics(lambda: batcher.pending, kind, settings.model_uri)
+    batcher = MicroBatcher(score_text if mode == "text" else score_transitions, settings.max_batch_size, settings.max_wait_ms,
+                           max_queue=settings.max_queue)
+    metrics = Metrics(lambda: batcher.pending, kind, settings.model_uri, lambda: batcher.queued_items)
     batcher.on_batch = metrics.on_batch
+    batcher.on_drop = lambda items, why: metrics.dropped.labels(why).inc(items)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -297,7 +344,7 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
-        return JSONResponse(error_body(exc.status, exc.message, exc.field, exc.kind), status_code=exc.status)
+        return JSONResponse(error_body(exc.status, exc.message, exc.field, exc.kind), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
@@ -317,15 +364,69 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
             raise ApiError(404, f"{route} needs a {wanted} reward; this server serves a {mode} reward ({kind}): use {other}",
                            kind="not_supported")
 
-    async def run_text(route: str, prompts, responses, references) -> tuple[list[float], list[int]]:
+    async def submit(request: Request, key: Hashable, payload: Any, size: int):
+        """Through the batcher, under the server's queue bound and deadline; a client that disconnects while its
+        job waits cancels it."""
+        async def gone():
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+        try:
+            return await batcher.submit(key, payload, size, timeout=settings.timeout_s, gone=gone())
+        except QueueFull as exc:
+            metrics.refused.labels("queue_full").inc()
+            raise ApiError(503, f"server busy: {exc}; retry after {settings.retry_after_s} s", kind="overloaded",
+                           headers={"Retry-After": str(settings.retry_after_s)}) from None
+        except DeadlineExceeded as exc:
+            metrics.refused.labels("deadline").inc()
+            raise ApiError(504, f"{exc}; the request's work was dropped", kind="timeout") from None
+        except ClientGone:
+            metrics.refused.labels("disconnected").inc()
+            raise ApiError(499, "client disconnected", kind="client_closed") from None
+
+    def _normalized(scores: list[float], wanted: bool | None) -> list[float]:
+        if wanted is None:
+            wanted = settings.normalize
+        if not wanted:
+            return scores
+        if stats is None:
+            raise ApiError(422, f"normalize: this reward ({kind}) has no stored statistics to normalise with", "normalize")
+        return whiten(scores, stats)
+
+    async def run_text(request: Request, route: str, prompts, responses, references, normalize: bool | None = None) -> tuple[list[float], list[int]]:
         need("text", route)
-        key = references is not None
-        scores, cut = await batcher.submit(key, (prompts, responses, references or []), len(prompts))
+        key = "refs" if references is not None else "plain"
+        scores, cut = await submit(request, key, (prompts, responses, references or []), len(prompts))
+        return _finish(route, scores, cut, normalize)
+
+    def _finish(route: str, scores: list[float], cut: list[bool], normalize: bool | None) -> tuple[list[float], list[int]]:
         truncated = [i for i, c in enumerate(cut) if c]
         if truncated:
             metrics.truncated.inc(len(truncated))
         metrics.items.labels(route).inc(len(scores))
-        return scores, truncated
+        return _normalized(scores, normalize), truncated
+
+    async def run_encoded(request: Request, route: str, texts: list[str], field: str) -> tuple[list[float], list[int]]:
+        """Texts as inference engines receive them: POLAR's ``<|reward|>`` strings are split into (prompt,
+        reference, candidate); any other text is a whole conversation already rendered with the model's template
+        and is scored as it is. One request holds one kind."""
+        need("text", route)
+        polar = [POLAR_SEP in t for t in texts]
+        if any(polar) and not all(polar):
+            first = polar.index(not polar[0])
+            raise ApiError(422, f"{field}[{first}]: mixes POLAR's '{POLAR_SEP}' strings and rendered conversations in one request",
+                           f"{field}[{first}]")
+        if all(polar):
+            try:
+                triples = [split_polar(t, f"{field}[{i}]") for i, t in enumerate(texts)]
+            except FieldError as exc:
+                raise ApiError(422, str(exc), exc.field) from None
+            return await run_text(request, route, [t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples])
+        if not can_read_text:
+            needs = (f"it scores each answer against a reference: send POLAR's '{POLAR_SEP}' format"
+                     if getattr(reward, "uses_references", False) else "send prompts and responses to /v1/score")
+            raise ApiError(422, f"{field}: this reward ({kind}) cannot score pre-rendered text; {needs}", field)
+        scores, cut = await submit(request, "raw", (texts,), len(texts))
+        return _finish(route, scores, cut, None)
 
     @app.get("/health", summary="Liveness: 200 once the model is loaded (no auth)")
     async def health():
@@ -339,26 +440,27 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
             "modality": mode,
             "capabilities": ["score"] + (["explain"] if can_explain else []) + (["q_values"] if has_q else []),
             "max_length": getattr(reward, "max_length", None),
+            "normalization": None if stats is None else {**stats, "applied_by_default": settings.normalize},
             "settings": {k: v for k, v in asdict(settings).items() if k != "api_key"},
             "rewardlab_version": rewardlab.__version__,
         }
 
     @app.post("/v1/score", summary="Score (prompt, response[, reference]) triples")
-    async def score(req: ScoreRequest):
+    async def score(req: ScoreRequest, request: Request):
         """`{"prompts": [...], "responses": [...], "references": [...]?}` -> `{"rewards": [...], "truncated": [i, ...]}`.
 
         Each chat is a string or a list of `{role, content}` messages. `truncated` lists the items cut to the
         model's maximum length (from the left, as in training)."""
-        scores, truncated = await run_text("/v1/score", req.prompts, req.responses, req.references)
+        scores, truncated = await run_text(request, "/v1/score", req.prompts, req.responses, req.references, req.normalize)
         return JSONResponse({"rewards": scores, "truncated": truncated})
 
     @app.post("/v1/score_transitions", summary="Score environment transitions")
-    async def score_transitions_route(req: TransitionRequest):
+    async def score_transitions_route(req: TransitionRequest, request: Request):
         """`{"obs": [[...]], "actions": [...], "next_obs": [[...]], "dones": [...]?}` -> `{"rewards": [...]}`."""
         need("transition", "/v1/score_transitions")
         obs, actions, next_obs, dones = req.arrays()
         key = (obs.shape[1:], actions.shape[1:])
-        rewards = await batcher.submit(key, (obs, actions, next_obs, dones), len(obs))
+        rewards = await submit(request, key, (obs, actions, next_obs, dones), len(obs))
         metrics.items.labels("/v1/score_transitions").inc(len(rewards))
         return JSONResponse({"rewards": rewards})
 
@@ -394,29 +496,59 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
         return {"q_values": [[float(x) for x in q] for q in values]}
 
     @app.post("/get_reward", summary="OpenRLHF remote reward API")
-    async def get_reward(req: GetRewardRequest):
+    async def get_reward(req: GetRewardRequest, request: Request):
         """`{"query": [prompt+response, ...], "prompts": [...]?, "labels": [...]?}` -> `{"rewards", "scores"}`.
 
         The prompt prefix is removed from each query to get the response; labels are passed as references."""
         prompts, responses, references = req.split()
-        scores, truncated = await run_text("/get_reward", prompts, responses, references)
+        scores, truncated = await run_text(request, "/get_reward", prompts, responses, references)
         return JSONResponse({"rewards": scores, "scores": scores, "truncated": truncated})
 
-    @app.post("/pooling", summary="vLLM-style pooling request, as POLAR's reward client sends it")
-    async def pooling(req: PoolingRequest):
-        """`{"input": ["prompt\\nreference<|reward|>prompt\\ncandidate[UNUSED_TOKEN_130]", ...]}` ->
-        `{"data": [{"index": i, "object": "pooling", "data": [[score]]}]}` (the client reads `data[-1][0]`)."""
-        try:
-            prompts, candidates, references = req.split()
-        except FieldError as exc:
-            raise ApiError(422, str(exc), exc.field) from None
-        scores, truncated = await run_text("/pooling", prompts, candidates, references)
+    @app.post("/pooling", summary="vLLM's or lmdeploy's pooling API, as POLAR's reward client sends it")
+    async def pooling(req: PoolingRequest, request: Request):
+        """`{"input": ["prompt\\nreference<|reward|>prompt\\ncandidate[UNUSED_TOKEN_130]", ...]}` (or rendered
+        conversations) -> `{"data": [{"index": i, "object": "pooling", "data": [[score]]}]}`: the client reads
+        `data[i]["data"][-1][0]` (server_type="vllm"). With `--pooling-format lmdeploy`, `data[i]["data"]` is the
+        score itself (server_type="lmdeploy")."""
+        texts = [req.input] if isinstance(req.input, str) else req.input
+        if not texts:
+            raise ApiError(422, "input: expected a non-empty list of strings", "input")
+        scores, truncated = await run_encoded(request, "/pooling", texts, "input")
+        shape = (lambda s: [[s]]) if settings.pooling_format == "vllm" else (lambda s: s)
         return JSONResponse({
             "object": "list",
             "model": req.model or settings.model_uri,
-            "data": [{"index": i, "object": "pooling", "data": [[s]]} for i, s in enumerate(scores)],
+            "data": [{"index": i, "object": "pooling", "data": shape(s)} for i, s in enumerate(scores)],
             "truncated": truncated,
         })
+
+    @app.post("/classify", summary="vLLM's or SGLang's classify API (verl's reward loop; POLAR's client with sglang)")
+    async def classify(req: ClassifyRequest, request: Request):
+        """vLLM: `{"model", "input": str | [str], "use_activation": false}` -> `{"data": [{"index", "label", "probs":
+        [score], "num_classes": 1}]}` (verl reads `data[-1]["probs"][-1]`; with activation on, as vLLM's default,
+        probs hold sigmoid(score)). SGLang: `{"model", "text": [str]}` -> `[{"index", "embedding": [score]}]` (POLAR's
+        client reads `e["embedding"][0]`). A text is a whole conversation rendered with the model's own chat
+        template, scored as it is, or a POLAR `<|reward|>` string."""
+        field = "input" if req.input is not None else "text"
+        scores, truncated = await run_encoded(request, "/classify", req.texts(), field)
+        if req.text is not None:
+            rows = [{"index": i, "embedding": [s], "meta_info": {"truncated": i in truncated}} for i, s in enumerate(scores)]
+            return JSONResponse(rows if not isinstance(req.text, str) else rows[0])
+        activation = req.use_activation if req.use_activation is not None else (req.activation if req.activation is not None else True)
+        probs = [1 / (1 + math.exp(-s)) if activation else s for s in scores]
+        return JSONResponse({"id": f"classify-{uuid.uuid4().hex}", "object": "list", "created": int(time.time()),
+                             "model": req.model or settings.model_uri,
+                             "data": [{"index": i, "label": "LABEL_0", "probs": [p], "num_classes": 1} for i, p in enumerate(probs)],
+                             "truncated": truncated})
+
+    @app.post("/v1/embeddings", summary="SGLang's embeddings API for reward models (verl's reward loop with sglang)")
+    async def embeddings(req: EmbeddingsRequest, request: Request):
+        """`{"model", "input": str | [str]}` -> `{"data": [{"object": "embedding", "index", "embedding": [score]}]}`;
+        verl reads `data[-1]["embedding"][-1]`. Texts as for /classify."""
+        scores, truncated = await run_encoded(request, "/v1/embeddings", req.texts(), "input")
+        return JSONResponse({"object": "list", "model": req.model or settings.model_uri,
+                             "data": [{"object": "embedding", "index": i, "embedding": [s]} for i, s in enumerate(scores)],
+                             "truncated": truncated})
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus():

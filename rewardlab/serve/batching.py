@@ -17,6 +17,18 @@ from typing import Any
 
 from rewardlab.rewards.base import RewardInputError
 
+
+class QueueFull(Exception):
+    """The queue holds ``max_queue`` items already: the caller should answer 503 and the client retry later."""
+
+
+class DeadlineExceeded(Exception):
+    """The request's deadline passed before its scores were ready; its work is dropped (never scored if queued)."""
+
+
+class ClientGone(Exception):
+    """The client disconnected while its job waited; the job is dropped."""
+
 ScoreFn = Callable[[Hashable, list[Any]], list[Any]]
 """``fn(key, payloads) -> results``: one result per payload, in order. Runs on the inference thread."""
 
@@ -30,9 +42,15 @@ class Job:
 
 
 class MicroBatcher:
-    def __init__(self, fn: ScoreFn, max_batch_size: int = 64, max_wait_ms: float = 0.0, on_batch: Callable | None = None):
+    def __init__(self, fn: ScoreFn, max_batch_size: int = 64, max_wait_ms: float = 0.0, on_batch: Callable | None = None,
+                 max_queue: int | None = None, on_drop: Callable | None = None):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, found {max_batch_size}")
+        if max_queue is not None and max_queue < 1:
+            raise ValueError(f"max_queue must be >= 1 (or None: unbounded), found {max_queue}")
+        self.max_queue = max_queue
+        self.on_drop = on_drop or (lambda items, why: None)
+        self.queued_items = 0  # items submitted and not yet answered, dropped or cancelled
         self.fn = fn
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
@@ -65,12 +83,39 @@ class MicroBatcher:
         self._worker = None
         self._executor.shutdown(wait=True)
 
-    async def submit(self, key: Hashable, payload: Any, size: int) -> Any:
+    async def submit(self, key: Hashable, payload: Any, size: int, timeout: float | None = None, gone: Any = None) -> Any:
+        """Queue a job and wait for its result. ``QueueFull`` when ``max_queue`` items are already waiting (a job
+        larger than the bound is taken when nothing waits); ``DeadlineExceeded`` after ``timeout`` seconds;
+        ``ClientGone`` when the awaitable ``gone`` finishes first (the client disconnected). A job given up on
+        before its batch runs is never scored."""
         if self._worker is None or self._queue is None:
             raise RuntimeError("the batcher is not running (server starting up or shutting down)")
+        if self.max_queue is not None and self.queued_items and self.queued_items + size > self.max_queue:
+            raise QueueFull(f"{self.queued_items} items are waiting, the server's bound is {self.max_queue} (--max-queue)")
         job = Job(key, payload, size, asyncio.get_running_loop().create_future())
+        self.queued_items += size
+        job.future.add_done_callback(lambda _: self._release(size))
         await self._queue.put(job)
-        return await job.future
+        if timeout is None and gone is None:
+            return await job.future
+        watcher = asyncio.ensure_future(gone) if gone is not None else None
+        waiting = {job.future} | ({watcher} if watcher else set())
+        try:
+            done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if watcher is not None and not watcher.done():
+                watcher.cancel()
+        if job.future in done:
+            return job.future.result()
+        job.future.cancel()  # the worker skips it; if its batch is already running, the result is thrown away
+        if watcher is not None and watcher in done:
+            self.on_drop(size, "disconnected")
+            raise ClientGone("the client disconnected")
+        self.on_drop(size, "deadline")
+        raise DeadlineExceeded(f"no result within {timeout:g} s (--timeout-s)")
+
+    def _release(self, size: int) -> None:
+        self.queued_items -= size
 
     async def run_alone(self, fn: Callable, *args: Any) -> Any:
         """Run ``fn(*args)`` on the inference thread, unbatched (for rare calls such as explanations)."""

@@ -50,6 +50,7 @@ class ScoreRequest(BaseModel):
     prompts: list[ChatField] = Field(min_length=1)
     responses: list[ChatField] = Field(min_length=1)
     references: list[ChatField] | None = Field(default=None, min_length=1)
+    normalize: bool | None = None  # whiten with the reward's stored statistics (default: the server's --normalize)
 
     @model_validator(mode="after")
     def _lengths(self) -> ScoreRequest:
@@ -146,33 +147,65 @@ class PoolingRequest(BaseModel):
     model: str | None = None
 
     def split(self) -> tuple[list[str], list[str], list[str]]:
-        """(prompts, candidates, references) from ``prompt\\nreference<|reward|>prompt\\ncandidate[UNUSED_TOKEN_130]``.
-
-        The prompt is the longest common prefix of the two sides, cut back to its last newline (the client's
-        separator between prompt and answer); without a newline (the client's "pretrain" wrapper) it is the whole
-        common prefix.
-        """
+        """(prompts, candidates, references) from ``prompt\\nreference<|reward|>prompt\\ncandidate[UNUSED_TOKEN_130]``."""
         texts = [self.input] if isinstance(self.input, str) else self.input
         if not texts:
             raise FieldError("input", "expected a non-empty list of strings")
-        prompts, candidates, references = [], [], []
-        for i, text in enumerate(texts):
-            if text.count(POLAR_SEP) != 1:
-                raise FieldError(
-                    f"input[{i}]", f"expected exactly one '{POLAR_SEP}' between the reference side and the candidate side, "
-                    f"found {text.count(POLAR_SEP)}"
-                )
-            left, right = text.split(POLAR_SEP)
-            right = right.removesuffix(POLAR_END)
-            n = 0
-            while n < min(len(left), len(right)) and left[n] == right[n]:
-                n += 1
-            cut = left.rfind("\n", 0, n)
-            if cut >= 0:
-                prompt, reference, candidate = left[:cut], left[cut + 1 :], right[cut + 1 :]
-            else:
-                prompt, reference, candidate = left[:n], left[n:], right[n:]
-            prompts.append(prompt)
-            references.append(reference)
-            candidates.append(candidate)
-        return prompts, candidates, references
+        triples = [split_polar(text, f"input[{i}]") for i, text in enumerate(texts)]
+        return [t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples]
+
+
+def split_polar(text: str, field: str) -> tuple[str, str, str]:
+    """(prompt, candidate, reference) of one string in POLAR's client format.
+
+    The prompt is the longest common prefix of the two sides, cut back to its last newline (the client's separator
+    between prompt and answer); without a newline (the client's "pretrain" wrapper) it is the whole common prefix.
+    """
+    if text.count(POLAR_SEP) != 1:
+        raise FieldError(field, f"expected exactly one '{POLAR_SEP}' between the reference side and the candidate side, "
+                         f"found {text.count(POLAR_SEP)}")
+    left, right = text.split(POLAR_SEP)
+    right = right.removesuffix(POLAR_END)
+    n = 0
+    while n < min(len(left), len(right)) and left[n] == right[n]:
+        n += 1
+    cut = left.rfind("\n", 0, n)
+    if cut >= 0:
+        return left[:cut], right[cut + 1 :], left[cut + 1 :]
+    return left[:n], right[n:], left[n:]
+
+
+class ClassifyRequest(BaseModel):
+    """``POST /classify`` in either engine's shape: vLLM's ``{"model", "input", "use_activation"}`` (verl's reward
+    loop; older verl sends ``activation``) or SGLang's ``{"model", "text"}`` (POLAR's client, server_type="sglang")."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str | None = None
+    input: list[str] | str | None = None
+    text: list[str] | str | None = None
+    use_activation: bool | None = None
+    activation: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ClassifyRequest:
+        if (self.input is None) == (self.text is None):
+            raise FieldError("input", "send the texts as 'input' (vLLM's classify API) or as 'text' (SGLang's), exactly one")
+        texts = self.texts()
+        if not texts:
+            raise FieldError("input" if self.input is not None else "text", "expected a non-empty list of strings")
+        return self
+
+    def texts(self) -> list[str]:
+        value = self.input if self.input is not None else self.text
+        return [value] if isinstance(value, str) else list(value)
+
+
+class EmbeddingsRequest(BaseModel):
+    """``POST /v1/embeddings`` as SGLang serves reward models and verl's reward loop calls it: ``{"model", "input"}``."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str | None = None
+    input: list[str] | str = Field(min_length=1)
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
