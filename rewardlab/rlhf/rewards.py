@@ -62,13 +62,27 @@ class TextRewardFunction:
     """A local TextReward as a TRL reward function. ``reference_column`` names the dataset column that holds the
     references (POLAR); ``name`` is what TRL logs its curve under (``rewards/<name>/mean``)."""
 
-    def __init__(self, reward, name: str = "reward", reference_column: str | None = None):
+    def __init__(self, reward, name: str = "reward", reference_column: str | None = None, normalize: bool = False):
         self.reward, self.__name__, self.reference_column = reward, name, reference_column
+        self.stats = None
+        if normalize:
+            stats = getattr(reward, "normalization", None)
+            if not stats:
+                raise RewardInputError(f"reward '{name}': normalize needs the reward's stored statistics (reward.json "
+                                       "'normalization', written by rewardlab's text learners); this reward has none")
+            self.stats = stats
         self.last: dict[str, list] = {}
+
+    def _whiten(self, scores: list[float]) -> list[float]:
+        """(score - mean) / std with the statistics measured at training time, when ``normalize`` was asked for."""
+        if self.stats is None:
+            return scores
+        std = self.stats["std"] if self.stats["std"] > 0 else 1.0
+        return [(s - self.stats["mean"]) / std for s in scores]
 
     def __call__(self, prompts: Sequence[Chat], completions: Sequence[Chat], **kwargs: Any) -> list[float]:
         refs = _references(kwargs, self.reference_column, len(completions), self.__name__)
-        scores = [float(s) for s in self.reward.score(list(prompts), list(completions), refs)]
+        scores = self._whiten([float(s) for s in self.reward.score(list(prompts), list(completions), refs)])
         self.last = last_batch(prompts, completions, scores)
         return scores
 
@@ -78,17 +92,18 @@ class AsyncTextRewardFunction(TextRewardFunction):
 
     async def __call__(self, prompts: Sequence[Chat], completions: Sequence[Chat], **kwargs: Any) -> list[float]:
         refs = _references(kwargs, self.reference_column, len(completions), self.__name__)
-        scores = [float(s) for s in await self.reward.ascore(list(prompts), list(completions), refs)]
+        scores = self._whiten([float(s) for s in await self.reward.ascore(list(prompts), list(completions), refs)])
         self.last = last_batch(prompts, completions, scores)
         return scores
 
 
-def reward_function(source, name: str | None = None, reference_column: str | None = None) -> TextRewardFunction:
+def reward_function(source, name: str | None = None, reference_column: str | None = None, normalize: bool = False) -> TextRewardFunction:
     """A TRL reward function for a TextReward named by a folder, an MLflow URI, an ``http://`` URL, or given as an
-    object. Remote rewards get the asynchronous form."""
+    object. Remote rewards get the asynchronous form. ``normalize``: whiten the scores with the reward's stored
+    statistics (its mean and std on held-out answers at training time)."""
     reward = _load(source)
     cls = AsyncTextRewardFunction if _asynchronous(reward) else TextRewardFunction
-    return cls(reward, name or _default_name(source), reference_column)
+    return cls(reward, name or _default_name(source), reference_column, normalize)
 
 
 def _default_name(source) -> str:

@@ -53,6 +53,7 @@ class RewardSpec(BaseModel):
     name: str | None = None  # the curve's name in MLflow; default from the source
     weight: float = 1.0  # TRL's reward_weights: the advantage uses the weighted sum
     reference_column: str | None = None  # "reference": the written-out correct answer (POLAR needs one)
+    normalize: bool = False  # whiten the reward with its mean and std measured at training time (reward.json 'normalization')
     win_rate: bool = False  # SPO: the win rate within each group instead of the raw score
     preference: Literal["bradley_terry", "polar"] = "bradley_terry"  # SPO's P(i > j)
     flip_rate: float = Field(0.0, ge=0, le=0.5)  # source correctness + win_rate: the oracle's chance of preferring the wrong one
@@ -123,7 +124,7 @@ def reward_functions(specs: list[RewardSpec], group_size: int, seed: int = 0) ->
             if spec.win_rate:
                 funcs.append(win_rate_reward(spec.source, group_size, spec.preference, name=spec.name or "spo_win_rate"))
             else:
-                funcs.append(reward_function(spec.source, spec.name, spec.reference_column))
+                funcs.append(reward_function(spec.source, spec.name, spec.reference_column, spec.normalize))
         except FileNotFoundError as exc:
             raise FileNotFoundError(
                 f"rewards[{i}].source: {exc}\n  (MLflow store: {resolve_uri()}.) Train the recipe that registers "

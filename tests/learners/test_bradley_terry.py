@@ -75,6 +75,23 @@ def test_eval_metrics_are_the_rewards_own_on_the_held_out_rows_beside_length(tra
     assert m["margin_over_length"] == pytest.approx(m["pair_accuracy"] - max(m["length_longer_pair_accuracy"], m["length_shorter_pair_accuracy"]))
 
 
+def test_the_rewards_statistics_on_the_held_out_answers_are_stored_for_normalisation(trained):
+    """reward.json's normalization (what `serve --normalize` and rlhf's normalize apply) is the mean, std and
+    quantiles of the reward's own scores on the test split's pairs and samples, and MLflow holds them."""
+    data = load_preferences(trained["config"].data)
+    reward = rewards.load(trained["model_uri"])
+    scores = np.concatenate([
+        reward.score([p["prompt"] for p in data.test_pairs], [p["chosen"] for p in data.test_pairs]),
+        reward.score([p["prompt"] for p in data.test_pairs], [p["rejected"] for p in data.test_pairs]),
+        reward.score([s["prompt"] for s in data.test_samples], [s["response"] for s in data.test_samples])])
+    stats = reward.normalization
+    assert stats["n"] == len(scores) == 2 * 24 + 48
+    assert stats["mean"] == pytest.approx(scores.mean(), abs=1e-5) and stats["std"] == pytest.approx(scores.std(), abs=1e-5)
+    assert stats["q05"] == pytest.approx(np.quantile(scores, 0.05), abs=1e-5) and stats["median"] == pytest.approx(np.median(scores), abs=1e-5)
+    logged = tracking.get_run_data(trained["run_id"]).data.metrics
+    assert logged["eval/reward_mean"] == pytest.approx(stats["mean"]) and logged["eval/reward_std"] == pytest.approx(stats["std"])
+
+
 def test_reward_loads_back_with_equal_scores(trained):
     prompts = [s["prompt"] for s in trained["samples"]]
     responses = [s["response"] for s in trained["samples"]]

@@ -185,3 +185,23 @@ def test_the_spo_oracle_recipe_builds_the_oracle_and_the_logged_exact_reward():
     assert max(rates[2:]) <= 1 / 3 and min(rates[:2]) >= 2 / 3  # no noise: both right answers beat both wrong ones
     with pytest.raises(ValueError, match="flip_rate applies"):
         reward_functions(recipes.load("grpo_math", ["rewards=[{source: correctness, flip_rate: 0.2}]"])[0].rewards, 4)
+
+
+def test_normalize_whitens_with_the_stored_statistics_locally_and_through_the_server(text_folder, tmp_path, serve_reward):
+    import shutil
+
+    import numpy as np
+
+    from rewardlab.rewards.text import record_normalization
+
+    folder = shutil.copytree(text_folder, tmp_path / "reward")
+    prompts, completions = grouped()
+    raw = np.asarray(rewards.load(folder).score(prompts, completions))
+    stats = record_normalization(folder, raw[:4])  # statistics from other answers than the ones scored below
+    expected = (raw - stats["mean"]) / stats["std"]
+    assert reward_function(folder, normalize=True)(prompts=prompts, completions=completions) == pytest.approx(expected, abs=1e-5)
+    with serve_reward(rewards.load(folder)) as url:
+        remote = reward_function(url, normalize=True)
+        assert asyncio.run(remote(prompts=prompts, completions=completions)) == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(RewardInputError, match="normalize needs the reward's stored statistics"):
+        reward_function(text_folder, normalize=True)
