@@ -10,7 +10,7 @@ The model: --model names a registered reward (models:/name/version, with --track
 it, a scalar RM on --backbone (default: the embedded MiniLM) is built, logged and registered in a temporary SQLite
 store. Speed does not depend on whether the head was trained.
 
-Run:  python benchmarks/serving.py                         (~6 minutes on 2 CPU cores)
+Run:  python benchmarks/serving.py                         (~12 minutes on 2 CPU cores: three rewardlab variants)
       python benchmarks/serving.py --model models:/quickstart-bt/1 --tracking-uri sqlite:///mlflow.db
 Writes benchmarks/results/serving.json (or --out).
 """
@@ -173,6 +173,8 @@ def main() -> int:
     ap.add_argument("--soak", type=float, default=60.0, help="soak seconds on rewardlab serve at the highest concurrency (0: skip)")
     ap.add_argument("--max-batch-size", type=int, default=64)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                    help="rewardlab's text-path variants to measure (each against the same mlflow peer)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
 
@@ -190,7 +192,7 @@ def main() -> int:
     if args.soak > 0 and "text" in results["workloads"]:
         c = max(args.concurrency)
         print(f"\n== soak: rewardlab serve, text, c={c}, {args.soak:.0f} s", flush=True)
-        ours = make_targets("text", results["workloads"]["text"]["model"], results["workloads"]["text"]["tracking_uri"], args)[0]
+        ours = make_targets("text", results["workloads"]["text"]["model"], results["workloads"]["text"]["tracking_uri"], args)[0]  # the default
         items = make_items("text", 256)
         ours.start()
         series, done = [], threading.Event()
@@ -218,54 +220,68 @@ def main() -> int:
               f"RSS {rss_start:.0f} MB -> {rss_end:.0f} MB; every 5 s: {[mb for _, mb in series]}", flush=True)
 
     for workload, res in results["workloads"].items():
-        ratios = res["throughput_ratio_rewardlab_over_mlflow"]
-        print(f"{workload}: throughput rewardlab / mlflow:", ", ".join(f"{k}: {v}x" for k, v in ratios.items()),
-              f"(rewards agree to {res['max_abs_reward_difference']:.1e})")
+        for name, ratios in res["throughput_ratio_over_mlflow"].items():
+            print(f"{workload}: throughput {name} / mlflow:", ", ".join(f"{k}: {v}x" for k, v in ratios.items()),
+                  f"(rewards agree to {res['max_abs_reward_difference'][name]:.1e})")
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2))  # after each workload: a stopped run keeps what it finished
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
     return 0
 
 
-def make_targets(workload: str, model_uri: str, tracking_uri: str | None, args) -> tuple[Target, Target]:
+VARIANTS = {  # what each step of the text path contributes, in the order they were added
+    "rewardlab-rows": ["--max-batch-tokens", "0"],  # micro-batches bounded by rows only (before issue 19)
+    "rewardlab": [],  # + a token budget per forward pass, rows sorted by length (the default)
+    "rewardlab-compile": ["--compile"],  # + torch.compile
+}
+
+
+def make_targets(workload: str, model_uri: str, tracking_uri: str | None, args, variants=("rewardlab",)) -> list[Target]:
+    """The rewardlab server in each of ``variants`` (text workloads; transitions have one path), then the peer."""
     env = {"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {}
     if args.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
-    ours_port, mlflow_port = process.free_port(), process.free_port()
-    ours = Target("rewardlab", workload, [sys.executable, "-m", "rewardlab.cli", "serve", model_uri, "--port", str(ours_port),
-                                          "--no-access-log", "--max-batch-size", str(args.max_batch_size)],
-                  f"http://127.0.0.1:{ours_port}", "/health", env)
+    targets = []
+    for name in (variants if workload == "text" else ("rewardlab",)):
+        port = process.free_port()
+        targets.append(Target(name, workload, [sys.executable, "-m", "rewardlab.cli", "serve", model_uri, "--port", str(port),
+                                               "--no-access-log", "--max-batch-size", str(args.max_batch_size), *VARIANTS[name]],
+                              f"http://127.0.0.1:{port}", "/health", env))
+    mlflow_port = process.free_port()
     peer = Target("mlflow", workload, [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local", "-h", "127.0.0.1",
                                        "-p", str(mlflow_port)], f"http://127.0.0.1:{mlflow_port}", "/ping", env)
-    return ours, peer
+    return [*targets, peer]
 
 
 def run_workload(workload: str, model_uri: str, tracking_uri: str | None, args) -> dict:
-    ours, peer = make_targets(workload, model_uri, tracking_uri, args)
+    targets = make_targets(workload, model_uri, tracking_uri, args, args.variants)
+    peer, ours = targets[-1], targets[:-1]
     items = make_items(workload, 256)
-    res: dict = {"model": model_uri, "tracking_uri": tracking_uri, "servers": {}}
-    for target in (ours, peer):
-        print(f"\n== {workload}: {target.name}", flush=True)
+    res: dict = {"model": model_uri, "tracking_uri": tracking_uri, "servers": {}, "max_abs_reward_difference": {}}
+    for target in targets:
+        print(f"\n== {workload}: {target.name} ({' '.join(target.cmd[3:])})", flush=True)
         target.start()
         try:
             if target is peer:
-                ours.start()
-                res["max_abs_reward_difference"] = same_scores(ours, peer, items)
-                ours.stop()
+                for other in ours:  # every variant returns the peer's rewards
+                    other.start()
+                    res["max_abs_reward_difference"][other.name] = same_scores(other, peer, items)
+                    other.stop()
             asyncio.run(load(target, items, 2, 3))  # warm-up
             rows = []
             for c in args.concurrency:
                 row = asyncio.run(load(target, items, c, args.seconds))
                 rows.append(row)
-                print(f"{target.name:10s} c={c:3d}  {row['requests_per_s']:8.1f} req/s  p50 {row['p50_ms']:8.1f} ms  "
+                print(f"{target.name:18s} c={c:3d}  {row['requests_per_s']:8.1f} req/s  p50 {row['p50_ms']:8.1f} ms  "
                       f"p99 {row['p99_ms']:8.1f} ms  errors {row['errors']}", flush=True)
             res["servers"][target.name] = rows
         finally:
             target.stop()
-    res["throughput_ratio_rewardlab_over_mlflow"] = {
-        f"c={a['concurrency']}": round(a["requests_per_s"] / max(b["requests_per_s"], 1e-9), 2)
-        for a, b in zip(res["servers"]["rewardlab"], res["servers"]["mlflow"])
-    }
+    res["throughput_ratio_over_mlflow"] = {
+        t.name: {f"c={a['concurrency']}": round(a["requests_per_s"] / max(b["requests_per_s"], 1e-9), 2)
+                 for a, b in zip(res["servers"][t.name], res["servers"]["mlflow"])} for t in ours}
     return res
 
 

@@ -106,7 +106,8 @@ class PolarReward:
         self.last_truncated = [cut for _, cut in encoded]
         out = [0.0] * len(encoded)
         with torch.inference_mode():
-            for idx, ids, mask in padded_batches([e[0] for e in encoded], self.batch_size, self.tokenizer.pad_token_id, MAX_BATCH_TOKENS):
+            for idx, ids, mask in padded_batches([e[0] for e in encoded], self.batch_size, self.tokenizer.pad_token_id,
+                                                  getattr(self, "max_batch_tokens", MAX_BATCH_TOKENS)):
                 values = self.reward_at_token(ids.to(self.device), mask.to(self.device))
                 for row, i in enumerate(idx):
                     out[i] = float(values[row])

@@ -126,6 +126,25 @@ def encode_text(tokenizer, text: str, max_length: int, template: str = "chat") -
     return ids, False
 
 
+def compile_for_serving(reward, warmup: list[tuple[int, int]] = ((1, 8), (4, 32))) -> float:
+    """Replace ``reward.model`` by ``torch.compile(model, dynamic=True)`` (inductor; one graph for every batch and
+    length) and run it once per ``warmup`` (batch, length) so the first requests do not pay for compilation.
+    Scores stay those of the eager model (within 1e-6 on CPU, tested). Returns the seconds it took."""
+    import time
+
+    import torch
+
+    start = time.perf_counter()
+    eager = reward.model
+    reward.model = torch.compile(eager, dynamic=True)
+    pad = reward.tokenizer.pad_token_id or 0
+    with torch.inference_mode():
+        for batch, length in warmup:
+            ids = torch.full((batch, length), max(pad, 1) + 1, dtype=torch.long, device=reward.device)
+            reward.model(input_ids=ids, attention_mask=torch.ones_like(ids))
+    return time.perf_counter() - start
+
+
 def _template_starts_with(tokenizer, token: str) -> bool:
     return tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False).startswith(token)
 

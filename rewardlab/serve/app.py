@@ -88,6 +88,11 @@ class ServeSettings:
     pooling_format: str = "vllm"
     """The response shape of ``/pooling``: ``vllm`` (``data[i]["data"] == [[score]]``) or ``lmdeploy`` (``== score``)."""
     retry_after_s: int = 1
+    max_batch_tokens: int | None = 8192
+    """Token budget of one forward pass of a text reward (rows x padded length), rows sorted by length; None: rows
+    only (``max_batch_size``)."""
+    compile: bool = False
+    """Serve a text reward through ``torch.compile`` (warmed up at start)."""
 
 
 class ApiError(Exception):
@@ -274,6 +279,9 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
     has_q = callable(getattr(reward, "q_values", None))
     can_read_text = callable(getattr(reward, "score_texts", None))
     stats = normalization_of(reward)
+    if mode == "text" and hasattr(reward, "batch_size"):  # one micro-batch is one pass, bounded by the token budget
+        reward.batch_size = max(reward.batch_size, settings.max_batch_size)
+        reward.max_batch_tokens = settings.max_batch_tokens
     if settings.normalize and stats is None:
         raise ServeConfigError(f"--normalize: this reward ({kind}) has no stored statistics (reward.json 'normalization'); "
                                "rewards trained by rewardlab's text learners have them, retrain or serve without --normalize")
