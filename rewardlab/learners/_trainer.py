@@ -59,6 +59,9 @@ class TrainConfig(BaseModel):
     logging_steps: int = Field(5, ge=1)
     save_steps: int = Field(50, ge=1)  # checkpoint cadence, for --resume
     eval_batch_size: int = Field(32, ge=1)
+    # shared_prompt: each pair is one packed row, the prompt computed once for both answers (rewardlab/models/packing.py;
+    # exact: the same rewards, loss and gradients as unpacked); none: TRL's padded chosen + rejected batch (the reference)
+    packing: Literal["shared_prompt", "none"] = "none"
     # Any other RewardConfig / TrainingArguments field, passed through as it is (e.g. {optim: adamw_torch_fused,
     # deepspeed: ds.json}); a name RewardConfig does not have is an error when training starts.
     trl: dict = {}
@@ -138,15 +141,62 @@ def final_model(trainer) -> tuple[object, dict]:
     return model.merge_and_unload(), info
 
 
+def packed_trainer_class():
+    """TRL's RewardTrainer that also takes packed batches (``PackedCollator``): the rewards come from one forward
+    of the packed rows (``packing.packed_forward``), then TRL's own loss, margin, centring and metrics apply to them
+    unchanged. Unpacked batches go to TRL as they are. The final hidden states of the last packed batch stay in
+    ``packed_hidden`` for a learner that adds a term on them."""
+    from types import SimpleNamespace
+
+    from trl import RewardTrainer
+
+    from rewardlab.models.packing import packed_forward
+
+    class PackedRewardTrainer(RewardTrainer):
+        packed_hidden = None
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if "read_index" not in inputs:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            rewards, self.packed_hidden = packed_forward(model, inputs)
+            trl_inputs = {"attention_mask": inputs["tokens"]}  # TRL counts the tokens processed from it
+            if "margin" in inputs:
+                trl_inputs["margin"] = inputs["margin"]
+            computed = lambda **_: SimpleNamespace(logits=rewards[:, None])  # noqa: E731 - TRL calls model(**inputs)
+            return super().compute_loss(computed, trl_inputs, return_outputs, num_items_in_batch)
+
+    return PackedRewardTrainer
+
+
+class PackedCollator:
+    """Pre-tokenized preference rows (``chosen_ids``, ``rejected_ids``, optional ``margin`` and the columns named in
+    ``extra``) as one packed batch; shared-prompt rows for causal models, side-by-side rows for encoders."""
+
+    def __init__(self, pad_token_id: int, causal: bool, extra: tuple[str, ...] = ()):
+        self.pad_token_id, self.causal, self.extra = pad_token_id, causal, extra
+
+    def __call__(self, examples: list[dict]) -> dict:
+        import torch
+
+        from rewardlab.models.packing import collate, pack
+
+        rows = [pack(e["chosen_ids"], e["rejected_ids"], share=self.causal, pad_id=self.pad_token_id) for e in examples]
+        out = collate(rows, self.pad_token_id, self.causal)
+        out["packed_rows"] = rows
+        if "margin" in examples[0]:
+            out["margin"] = torch.tensor([float(e["margin"]) for e in examples])
+        for name in self.extra:
+            out[name] = torch.tensor([e[name] for e in examples])
+        return out
+
+
 def reward_trainer(model, tokenizer, train_dataset, t: TrainConfig, output_dir, max_length: int, seed: int, callbacks=(),
                    trainer_class=None, data_collator=None, lora: LoraSettings | None = None, freeze_layers: int = 0, **trainer_kwargs):
     """A TRL RewardTrainer on pre-tokenized ``chosen_ids``/``rejected_ids`` (+ ``length``) rows, from the recipe's
     train section; with ``lora``, TRL wraps the model in peft adapters (``peft_config``). A learner that adds a loss
     term passes its RewardTrainer subclass (``trainer_class``, built with ``trainer_kwargs``) and a collator for its
     extra columns."""
-    from trl import RewardTrainer
-
-    class _Trainer(trainer_class or RewardTrainer):
+    class _Trainer(trainer_class or packed_trainer_class()):
         # Keep every dataset column (length, a learner's extras) through column pruning: the length-grouped
         # sampler and the collator read them.
         def _set_signature_columns_if_needed(self):
@@ -154,6 +204,10 @@ def reward_trainer(model, tokenizer, train_dataset, t: TrainConfig, output_dir, 
                 self._signature_columns = ["margin", *train_dataset.column_names]
 
     args = reward_config(t, output_dir, max_length, seed)
+    if t.packing == "shared_prompt" and data_collator is None:
+        from rewardlab.models.packing import is_causal
+
+        data_collator = PackedCollator(tokenizer.pad_token_id, is_causal(model))
     return _Trainer(model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer, callbacks=list(callbacks),
                     data_collator=data_collator, peft_config=peft_config(lora, model, freeze_layers), **trainer_kwargs)
 

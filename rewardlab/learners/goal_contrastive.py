@@ -27,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rewardlab.data import DataError, PreferenceData, TextDataConfig, load_preferences
 from rewardlab.tracking import Fitted, Job, RecipeBase
-from rewardlab.learners._trainer import (ModelConfig, TrainConfig, fit_trainer, normalization_metrics, preference_dataset, reward_trainer, scalar_model,
+from rewardlab.learners._trainer import (ModelConfig, PackedCollator, TrainConfig, fit_trainer, normalization_metrics, preference_dataset,
+                                         reward_trainer, scalar_model,
                                          text_datasets)
 from rewardlab.rewards.evaluate import auroc, evaluate_splits, figures, format_report
 from rewardlab.rewards.goal import GoalTextReward, filter_vote, goal_from_states, majority, min_q, q_from_states, q_rerank
@@ -95,23 +96,36 @@ def contrastive_loss(hidden, response_start, response_end, n_positions: int, gen
 
 
 def make_trainer_class():
-    """A RewardTrainer whose loss adds beta times the contrastive term (TRL's own BT loss and metrics kept)."""
-    from trl import RewardTrainer
+    """A RewardTrainer whose loss adds beta times the contrastive term (TRL's own BT loss and metrics kept); on
+    packed batches (train.packing: shared_prompt) the term reads the packed forward's states, laid out as the
+    unpacked batch's."""
+    import torch
 
+    from rewardlab.learners._trainer import packed_trainer_class
+    from rewardlab.models.packing import unpacked_states
     from rewardlab.models.scalar_head import head_inputs, read_positions
 
-    class GoalContrastiveTrainer(RewardTrainer):
+    class GoalContrastiveTrainer(packed_trainer_class()):
         def __init__(self, *args, beta: float, n_positions: int, **kwargs):
             super().__init__(*args, **kwargs)
             self.beta, self.n_positions = beta, n_positions
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            starts = inputs.pop("response_start")
-            with head_inputs(self.accelerator.unwrap_model(self.model)) as seen:
+            starts = inputs.pop("response_start", None)
+            if starts is None:  # packed: the chosen answers' starts, then the rejected ones'
+                starts = torch.cat([inputs.pop("chosen_start"), inputs.pop("rejected_start")])
+            if "read_index" in inputs:  # one packed forward; its states laid out as the unpacked batch's
+                rows = inputs["packed_rows"]
                 bt, outputs = super().compute_loss(model, inputs, return_outputs=True)
-            # responses end at the token the reward is read at (padding and a trailing pad-as-EOS excluded)
-            ends = read_positions(inputs["input_ids"], self.processing_class.pad_token_id) + 1
-            term, cos_pos, cos_neg = contrastive_loss(seen[-1], starts, ends, self.n_positions)
+                hidden = unpacked_states(self.packed_hidden, rows)
+                ends = torch.tensor([r.chosen_read + 1 for r in rows] + [r.rejected_read + 1 for r in rows], device=hidden.device)
+            else:
+                with head_inputs(self.accelerator.unwrap_model(self.model)) as seen:
+                    bt, outputs = super().compute_loss(model, inputs, return_outputs=True)
+                # responses end at the token the reward is read at (padding and a trailing pad-as-EOS excluded)
+                hidden = seen[-1]
+                ends = read_positions(inputs["input_ids"], self.processing_class.pad_token_id) + 1
+            term, cos_pos, cos_neg = contrastive_loss(hidden, starts.to(hidden.device), ends, self.n_positions)
             mode = "train" if self.model.training else "eval"
             self._metrics[mode]["bt_loss"].append(bt.item())
             self._metrics[mode]["contrastive_loss"].append(term.item())
@@ -280,7 +294,9 @@ def fit(cfg: Config, data, job: Job) -> Fitted:
     dataset = tokenize_pairs(data.train_pairs, tokenizer, m.max_length, m.template, counts)
     trainer = reward_trainer(model, tokenizer, dataset, cfg.train, job.out / "checkpoints", m.max_length, cfg.seed,
                              [job.run.trainer_callback(), *job.callbacks], trainer_class=make_trainer_class(),
-                             data_collator=make_collator(tokenizer.pad_token_id), lora=m.lora, freeze_layers=m.freeze_layers,
+                             data_collator=(PackedCollator(tokenizer.pad_token_id, True, ("chosen_start", "rejected_start"))
+                                            if cfg.train.packing == "shared_prompt" else make_collator(tokenizer.pad_token_id)),
+                             lora=m.lora, freeze_layers=m.freeze_layers,
                              beta=cfg.contrastive.beta, n_positions=cfg.contrastive.n_positions)
     model, adapter, extra = fit_trainer(trainer, job, counts)
     if model is None:
