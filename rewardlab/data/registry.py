@@ -130,6 +130,8 @@ BUILDERS: dict[str, Builder] = {b.name: b for b in (
             "SmolLM2-135M's answers to arithmetic questions, labelled by the exact answer (train/test/shifted)", _export_math),
     Builder("math-steps", "math_steps", "MathStepsConfig", "preferences",
             "multi-step arithmetic worked line by line, with the first wrong step (train/test/shifted)", _export_math),
+    Builder("long-prompts", "long_prompts", "LongPromptsConfig", "preferences",
+            "multi-turn chats of a few hundred tokens with one-sentence answers (train/test), for packing benchmarks", _export_math),
     Builder("policy-trajectories", "policy_pool", "PolicyPoolConfig", "pretraining",
             "answers from a pool of policies (system-prompt personas, sampling settings), POLAR's pretraining data", _export_pool),
     Builder("pendulum-random", "transitions", "PendulumRandomConfig", "transitions",

@@ -146,8 +146,7 @@ def packed_trainer_class():
     of the packed rows (``packing.packed_forward``), then TRL's own loss, margin, centring and metrics apply to them
     unchanged. Unpacked batches go to TRL as they are. The final hidden states of the last packed batch stay in
     ``packed_hidden`` for a learner that adds a term on them."""
-    from types import SimpleNamespace
-
+    from transformers.modeling_outputs import SequenceClassifierOutput
     from trl import RewardTrainer
 
     from rewardlab.models.packing import packed_forward
@@ -162,7 +161,7 @@ def packed_trainer_class():
             trl_inputs = {"attention_mask": inputs["tokens"]}  # TRL counts the tokens processed from it
             if "margin" in inputs:
                 trl_inputs["margin"] = inputs["margin"]
-            computed = lambda **_: SimpleNamespace(logits=rewards[:, None])  # noqa: E731 - TRL calls model(**inputs)
+            computed = lambda **_: SequenceClassifierOutput(logits=rewards[:, None])  # noqa: E731 - TRL calls model(**inputs)
             return super().compute_loss(computed, trl_inputs, return_outputs, num_items_in_batch)
 
     return PackedRewardTrainer

@@ -94,3 +94,35 @@ def test_a_packed_training_run_follows_the_unpacked_one(workdir):
         losses[packing] = [h["loss"] for h in result["log_history"] if "loss" in h]
         assert len(losses[packing]) == 3
     assert losses["shared_prompt"] == pytest.approx(losses["none"], abs=2e-4)
+
+
+def test_long_prompts_ship_as_generated_and_share_most_of_each_pair():
+    from rewardlab.data import TextDataConfig, load_preferences
+    from rewardlab.data.long_prompts import LongPromptsConfig, build, generate
+
+    shipped, fresh = build(), generate(LongPromptsConfig())
+    assert shipped["pairs"] == fresh["pairs"] and shipped["samples"] == fresh["samples"]
+    data = load_preferences(TextDataConfig(name="long-prompts"))  # validated against data_cards/long-prompts.md
+    assert (len(data.train_pairs), len(data.test_pairs), len(data.test_samples)) == (512, 128, 256)
+    pair = data.train_pairs[0]
+    assert pair["chosen"] != pair["rejected"] and pair["rejected"].split()[2] in " ".join(m["content"] for m in pair["prompt"])
+    tokenizer = backbones.load_tokenizer(backbones.SMOLLM2)
+    rows = [pack(encode(tokenizer, p["prompt"], p["chosen"], 1024, "chat")[0], encode(tokenizer, p["prompt"], p["rejected"], 1024, "chat")[0],
+                 pad_id=tokenizer.pad_token_id) for p in data.train_pairs[:20]]
+    assert all(r.prefix > 300 and r.chosen_len - r.prefix < 20 for r in rows)  # a long prompt, one-sentence answers
+
+
+def test_polar_triplets_pack_exactly():
+    from rewardlab.rewards.polar import add_polar_tokens, encode_triple
+
+    torch.manual_seed(0)
+    tokenizer = backbones.load_tokenizer(backbones.SMOLLM2)
+    model = build_scalar_rm(backbones.SMOLLM2, tokenizer).eval()
+    add_polar_tokens(tokenizer, model)
+    good = [encode_triple(tokenizer, p, c, c, 160)[0] for p, c, _ in PAIRS]  # reference = the chosen answer
+    bad = [encode_triple(tokenizer, p, c, r, 160)[0] for p, c, r in PAIRS]
+    rows = [pack(g, b, pad_id=tokenizer.pad_token_id) for g, b in zip(good, bad)]
+    with torch.no_grad():
+        rewards, _ = packed_forward(model, collate(rows, tokenizer.pad_token_id, True))
+        reference = unpacked(model, tokenizer, good + bad)
+    assert rewards == pytest.approx(reference, abs=1e-4)
