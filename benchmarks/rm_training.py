@@ -1,15 +1,18 @@
-"""Reward-model training throughput: rewardlab's Bradley-Terry learner vs plain TRL RewardTrainer.
+"""Reward-model training throughput: rewardlab's Bradley-Terry learner, packed and unpacked, vs plain TRL.
 
-Same backbone (embedded SmolLM2-135M, full fine-tuning), same train pairs (math-answers), same batch size, one
-epoch each, each (arm, seed) in its own process (so peak memory is its own). Per seed the arms run one after the
-other, so they share the same neighbours on the machine. Prints pairs/s, peak RSS and held-out pairwise accuracy
+Same backbone (embedded SmolLM2-135M, full fine-tuning), same train pairs, same batch size, one epoch each, each
+(arm, seed) in its own process (so peak memory is its own). Per seed the arms run one after the other, so they
+share the same neighbours on the machine. Prints pairs/s, tokens/s (the tokens of every chosen and rejected
+sequence as the unpacked path has them: the same work for every arm), peak RSS and held-out pairwise accuracy
 (TRL's own ``evaluate`` for every arm), per arm as mean +- std over seeds, and the throughput ratios paired by seed.
-Writes benchmarks/results/rm_training.json after every run.
+Writes the JSON after every run. ``--dataset`` is math-answers (short prompts) or long-prompts (multi-turn chats of
+about 400 tokens, one-sentence answers).
 
 Arms (learning rate, warmup, schedule, weight decay and seed are the quickstart recipe's in every arm but
 trl-defaults):
-  rewardlab          rewardlab.learners.bradley_terry.make_trainer: pre-tokenized, length-grouped batches
-  rewardlab-random   the same with train.group_by_length=false (uniform batches): what length grouping buys
+  rewardlab-packed   train.packing=shared_prompt: each pair one row, the prompt computed once (exact; see
+                     rewardlab/models/packing.py), rows length-grouped
+  rewardlab          train.packing=none: TRL's padded chosen + rejected batch, pre-tokenized, length-grouped
   trl-matched        what a TRL user writes (RewardTrainer on prompt/chosen/rejected messages) with rewardlab's
                      settings: learning rate 3e-5, 10% warmup, linear decay, gradient checkpointing and bf16 off.
                      TRL refuses train_sampling_strategy="group_by_length" for pairs ("Can only automatically
@@ -17,9 +20,11 @@ trl-defaults):
                      batches are uniform
   trl-defaults       RewardConfig's defaults (learning rate 1e-4, no warmup, gradient checkpointing on; bf16 off,
                      since its default refuses to start on a CPU)
+  rewardlab-random   (not run by default) rewardlab with train.group_by_length=false: what length grouping buys
 
-Run:  python benchmarks/rm_training.py --seeds 0 1 2 --pairs 256     (~50 minutes on 2 CPU cores)
-      python benchmarks/rm_training.py --arms rewardlab trl-matched --seeds 0
+Run:  python benchmarks/rm_training.py --seeds 0 1 --pairs 192 --out benchmarks/results/rm_training_math.json
+      python benchmarks/rm_training.py --dataset long-prompts --max-length 512 --pairs 64 --eval-pairs 64 --seeds 0 1 \
+          --out benchmarks/results/rm_training_long.json
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results" / "rm_training.json"
 
 
-ARMS = ("rewardlab", "rewardlab-random", "trl-matched", "trl-defaults")
+ARMS = ("rewardlab-packed", "rewardlab", "trl-matched", "trl-defaults", "rewardlab-random")
+DEFAULT_ARMS = ARMS[:4]
 
 
-def worker(arm: str, seed: int, pairs: int, eval_pairs: int, batch_size: int, max_length: int) -> dict:
+def worker(arm: str, seed: int, pairs: int, eval_pairs: int, batch_size: int, max_length: int, dataset: str = "math-answers") -> dict:
     import tempfile
 
     from datasets import Dataset
@@ -50,7 +56,8 @@ def worker(arm: str, seed: int, pairs: int, eval_pairs: int, batch_size: int, ma
 
     config, _, _ = recipes.load(
         "quickstart",
-        [f"data.max_train_pairs={pairs}", f"data.max_eval_pairs={eval_pairs}", "data.shifted=false", "model.freeze_layers=0",
+        [f"data.name={dataset}", f"data.max_train_pairs={pairs}", f"data.max_eval_pairs={eval_pairs}", "data.shifted=false",
+         "model.freeze_layers=0", f"train.packing={'shared_prompt' if arm == 'rewardlab-packed' else 'none'}",
          "train.epochs=1", f"train.batch_size={batch_size}", f"model.max_length={max_length}", "train.save_steps=100000",
          "train.logging_steps=1000", "model.template=chat", f"seed={seed}",
          f"train.group_by_length={'false' if arm == 'rewardlab-random' else 'true'}"],
@@ -68,9 +75,10 @@ def worker(arm: str, seed: int, pairs: int, eval_pairs: int, batch_size: int, ma
         from trl import RewardConfig, RewardTrainer
 
         def as_messages(rows):
-            return Dataset.from_list([
-                {"prompt": [{"role": "user", "content": r["prompt"]}], "chosen": [{"role": "assistant", "content": r["chosen"]}],
-                 "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows])
+            def chat(value, role):
+                return value if isinstance(value, list) else [{"role": role, "content": value}]
+            return Dataset.from_list([{"prompt": chat(r["prompt"], "user"), "chosen": chat(r["chosen"], "assistant"),
+                                       "rejected": chat(r["rejected"], "assistant")} for r in rows])
 
         if arm == "trl-defaults":  # on a CPU, RewardConfig's bf16=True default refuses to start; the rest is default
             extra = {"bf16": False}
@@ -83,6 +91,10 @@ def worker(arm: str, seed: int, pairs: int, eval_pairs: int, batch_size: int, ma
         model = AutoModelForSequenceClassification.from_pretrained(backbones.resolve(config.model.backbone), num_labels=1)
         trainer = RewardTrainer(model=model, args=args, train_dataset=as_messages(data.train_pairs), processing_class=tokenizer)
         test = as_messages(data.test_pairs)
+    # the work, the same for every arm: tokens of every chosen and rejected sequence as the unpacked path has them
+    # (a packed arm computes fewer: the prompt once per pair)
+    work = bradley_terry.tokenize_pairs(data.train_pairs, tokenizer, max_length, "chat")
+    work_tokens = sum(len(c) + len(r) for c, r in zip(work["chosen_ids"], work["rejected_ids"]))
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
@@ -96,6 +108,9 @@ def worker(arm: str, seed: int, pairs: int, eval_pairs: int, batch_size: int, ma
         "pairs": len(data.train_pairs),
         "train_seconds": seconds,
         "pairs_per_second": len(data.train_pairs) / seconds,
+        "tokens_per_second": work_tokens / seconds,
+        "dataset": dataset,
+        "packing": config.train.packing if arm.startswith("rewardlab") else "none",
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "heldout_pair_accuracy": accuracy,
         "learning_rate": trainer.args.learning_rate,
@@ -114,13 +129,15 @@ def summarize(runs: list[dict], arms: list[str]) -> dict:
         return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
 
     by = {(r["arm"], r["seed"]): r for r in runs}
-    summary = {arm: {k: ms([r[k] for r in runs if r["arm"] == arm]) for k in ("pairs_per_second", "heldout_pair_accuracy", "peak_rss_mb")}
+    keys = ("pairs_per_second", "tokens_per_second", "heldout_pair_accuracy", "peak_rss_mb")
+    summary = {arm: {k: ms([r[k] for r in runs if r["arm"] == arm and k in r]) for k in keys}
                for arm in arms if any(r["arm"] == arm for r in runs)}
     ratios = {}
-    for arm in arms:  # rewardlab / arm, paired by seed (the same neighbours on the machine)
-        paired = [by[("rewardlab", s)]["pairs_per_second"] / by[(arm, s)]["pairs_per_second"] for (a, s) in by if a == arm and ("rewardlab", s) in by]
-        if arm != "rewardlab" and paired:
-            ratios[f"rewardlab_vs_{arm}"] = ms(paired)
+    for lead in ("rewardlab-packed", "rewardlab"):  # lead / arm, paired by seed (the same neighbours on the machine)
+        for arm in arms:
+            paired = [by[(lead, s)]["pairs_per_second"] / by[(arm, s)]["pairs_per_second"] for (a, s) in by if a == arm and (lead, s) in by]
+            if arm != lead and paired and not (lead == "rewardlab" and arm == "rewardlab-packed"):
+                ratios[f"{lead}_vs_{arm}"] = ms(paired)
     return {"summary": summary, "ratios": ratios}
 
 
@@ -131,20 +148,22 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-length", type=int, default=96)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    p.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), choices=ARMS)
+    p.add_argument("--dataset", default="math-answers", choices=["math-answers", "long-prompts"])
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-seed", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
-        print("RESULT " + json.dumps(worker(a.worker, a.worker_seed, a.pairs, a.eval_pairs, a.batch_size, a.max_length)), flush=True)
+        print("RESULT " + json.dumps(worker(a.worker, a.worker_seed, a.pairs, a.eval_pairs, a.batch_size, a.max_length, a.dataset)),
+              flush=True)
         return
     runs = []
     settings = {k: v for k, v in vars(a).items() if not k.startswith("worker")}
     for seed in a.seeds:
         for arm in a.arms:
             cmd = [sys.executable, __file__, "--worker", arm, "--worker-seed", str(seed), "--pairs", str(a.pairs), "--eval-pairs",
-                   str(a.eval_pairs), "--batch-size", str(a.batch_size), "--max-length", str(a.max_length)]
+                   str(a.eval_pairs), "--batch-size", str(a.batch_size), "--max-length", str(a.max_length), "--dataset", a.dataset]
             print(f"== {arm} seed {seed}", flush=True)
             proc = subprocess.run(cmd, capture_output=True, text=True)
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
@@ -153,13 +172,15 @@ def main() -> None:
                 raise SystemExit(f"{arm} failed")
             r = json.loads(line[7:])
             runs.append(r)
-            print(f"   {r['pairs_per_second']:.2f} pairs/s  peak RSS {r['peak_rss_mb']:.0f} MB  held-out acc {r['heldout_pair_accuracy']:.3f}", flush=True)
+            print(f"   {r['pairs_per_second']:.2f} pairs/s  {r['tokens_per_second']:.0f} tokens/s  peak RSS {r['peak_rss_mb']:.0f} MB  held-out acc {r['heldout_pair_accuracy']:.3f}", flush=True)
             Path(a.out).parent.mkdir(parents=True, exist_ok=True)  # after every run: a stopped sweep keeps what it finished
             Path(a.out).write_text(json.dumps({"runs": runs, **summarize(runs, a.arms), "settings": settings}, indent=2))
     result = summarize(runs, a.arms)
-    print(f"\n{'arm':18s} {'pairs/s':>14s} {'peak MB':>8s} {'held-out acc':>14s}   ({len(a.seeds)} seed(s), mean +- std)")
+    print(f"\n{a.dataset}: {'arm':18s} {'pairs/s':>14s} {'tokens/s':>9s} {'peak MB':>8s} {'held-out acc':>14s}   "
+          f"({len(a.seeds)} seed(s), mean +- std)")
     for arm, m in result["summary"].items():
-        print(f"{arm:18s} {m['pairs_per_second']['mean']:7.2f} +- {m['pairs_per_second']['std']:4.2f} {m['peak_rss_mb']['mean']:8.0f} "
+        print(f"{arm:18s} {m['pairs_per_second']['mean']:7.2f} +- {m['pairs_per_second']['std']:4.2f} {m['tokens_per_second']['mean']:9.0f} "
+              f"{m['peak_rss_mb']['mean']:8.0f} "
               f"{m['heldout_pair_accuracy']['mean']:7.3f} +- {m['heldout_pair_accuracy']['std']:.3f}")
     for k, v in result["ratios"].items():
         print(f"throughput ratio {k}: {v['mean']:.2f}x +- {v['std']:.2f} (paired by seed)")

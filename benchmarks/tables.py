@@ -128,14 +128,25 @@ def goal_table(paths: list[Path]) -> str:
 
 
 def rm_table(paths: list[Path]) -> str:
-    data = json.loads(paths[0].read_text())
-    lines = ["| arm | seeds | pairs/s | peak RSS (MB) | held-out pair accuracy | rewardlab / arm (paired by seed) |", "|---|---|---|---|---|---|"]
-    for arm, m in data["summary"].items():
-        ratio = data["ratios"].get(f"rewardlab_vs_{arm}")
-        lines.append(f"| {arm} | {m['pairs_per_second']['n']} | {m['pairs_per_second']['mean']:.2f} +- {m['pairs_per_second']['std']:.2f} | "
-                     f"{m['peak_rss_mb']['mean']:.0f} | {m['heldout_pair_accuracy']['mean']:.3f} +- {m['heldout_pair_accuracy']['std']:.3f} | "
-                     + (f"{ratio['mean']:.2f}x +- {ratio['std']:.2f}" if ratio else "-") + " |")
-    return "\n".join(lines)
+    """One table per results file: pairs/s, tokens/s, peak RSS, held-out accuracy, and the packed arm's (else
+    rewardlab's) throughput over each arm, paired by seed."""
+    out = []
+    for path in paths:
+        data = json.loads(path.read_text())
+        lead = "rewardlab-packed" if "rewardlab-packed" in data["summary"] else "rewardlab"
+        dataset = data.get("settings", {}).get("dataset", "math-answers")
+        lines = [f"{dataset} (`{path.name}`):", "",
+                 f"| arm | seeds | pairs/s | tokens/s | peak RSS (MB) | held-out pair accuracy | {lead} / arm (paired by seed) |",
+                 "|---|---|---|---|---|---|---|"]
+        for arm, m in data["summary"].items():
+            ratio = data["ratios"].get(f"{lead}_vs_{arm}") or data["ratios"].get(f"rewardlab_vs_{arm}")
+            tokens = m.get("tokens_per_second") or {}
+            lines.append(f"| {arm} | {m['pairs_per_second']['n']} | {m['pairs_per_second']['mean']:.2f} +- {m['pairs_per_second']['std']:.2f} | "
+                         + (f"{tokens['mean']:.0f} | " if tokens.get("n") else "- | ")
+                         + f"{m['peak_rss_mb']['mean']:.0f} | {m['heldout_pair_accuracy']['mean']:.3f} +- {m['heldout_pair_accuracy']['std']:.3f} | "
+                         + (f"{ratio['mean']:.2f}x +- {ratio['std']:.2f}" if ratio and arm != lead else "-") + " |")
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
 
 
 def polar_plot(paths: list[Path], target: Path) -> None:

@@ -203,6 +203,13 @@ def reward_trainer(model, tokenizer, train_dataset, t: TrainConfig, output_dir, 
                 self._signature_columns = ["margin", *train_dataset.column_names]
 
     args = reward_config(t, output_dir, max_length, seed)
+    if t.packing == "shared_prompt":
+        attention = getattr(model.config, "_attn_implementation", None) or ""
+        if attention.startswith("flash"):
+            from rewardlab.data.cards import DataError
+
+            raise DataError(f"train.packing: shared_prompt needs an attention that takes a 4D mask (sdpa or eager); model."
+                            f"attn_implementation is {attention}, which takes 2D masks only: use train.packing: none with it")
     if t.packing == "shared_prompt" and data_collator is None:
         from rewardlab.models.packing import is_causal
 

@@ -95,10 +95,34 @@ def pack(chosen: Sequence[int], rejected: Sequence[int], share: bool = True, pad
     return row
 
 
-def collate(rows: Sequence[Packed], pad_id: int, causal: bool, dtype=torch.float32) -> dict:
+def flatten(rows: Sequence[Packed]) -> Packed:
+    """Every packed row of a batch as one padding-free row (segments renumbered so that rows never see each other);
+    read positions become offsets into it. Used by ``collate(..., flat=True)``."""
+    ids, positions, segment, chosen_at, rejected_at, offset = [], [], [], [], [], 0
+    for j, row in enumerate(rows):
+        ids += row.ids
+        positions += row.positions
+        segment += [3 * j + s for s in row.segment]
+        chosen_at.append(offset + row.chosen_at)
+        rejected_at.append(offset + row.rejected_at)
+        offset += len(row.ids)
+    flat = Packed(ids, positions, segment, 0, 0, 0)
+    flat.chosen_at, flat.rejected_at = chosen_at, rejected_at  # lists: one per pair
+    return flat
+
+
+def collate(rows: Sequence[Packed], pad_id: int, causal: bool, dtype=torch.float32, flat: bool = False) -> dict:
     """Tensors for a batch of packed rows: ``input_ids`` and ``position_ids`` [B, L] (padded), the additive
     ``attention_mask_4d`` [B, 1, L, L], ``tokens`` [B, L] (1 on real tokens), ``read_index`` [2B] (the chosen
-    answers' read positions, then the rejected ones', TRL's order)."""
+    answers' read positions, then the rejected ones', TRL's order). ``flat``: one padding-free row [1, T] holding
+    the whole batch with a block-diagonal mask (``read_index`` then indexes that row); measured slower on CPU,
+    kept for the comparison (see the module's docstring)."""
+    if flat:
+        one = flatten(rows)
+        out = collate([one], pad_id, causal, dtype)
+        out["read_index"] = torch.tensor(one.chosen_at + one.rejected_at)
+        out["flat"] = True
+        return out
     width = max(len(row.ids) for row in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)
@@ -110,8 +134,8 @@ def collate(rows: Sequence[Packed], pad_id: int, causal: bool, dtype=torch.float
         segment[i, :n] = torch.tensor(row.segment)
     q, k = segment[:, :, None], segment[:, None, :]
     same = q == k
-    if causal:  # the prefix (0) is seen by every answer; answers see themselves, never each other; no look-ahead
-        allowed = (same | (k == 0)) & (q >= 0) & (k >= 0)
+    if causal:  # a pair's prefix (segment 3j) is seen by its answers (3j+1, 3j+2), never by another pair's; no look-ahead
+        allowed = (same | ((k % 3 == 0) & (k // 3 == q // 3))) & (q >= 0) & (k >= 0)
         allowed &= torch.ones(width, width, dtype=torch.bool).tril()[None]
     else:  # two sequences side by side, each bidirectional within itself
         allowed = same & (q >= 0)
@@ -141,8 +165,9 @@ def packed_forward(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     else:
         kwargs["use_cache"] = False
     hidden = model(**kwargs).hidden_states[-1]
-    rows = torch.arange(hidden.shape[0], device=hidden.device).repeat(2)
-    read = hidden[rows, batch["read_index"].to(hidden.device)]  # [2B, H]
+    index = batch["read_index"].to(hidden.device)
+    rows = torch.zeros_like(index) if batch.get("flat") else torch.arange(hidden.shape[0], device=hidden.device).repeat(2)
+    read = hidden[rows, index]  # [2B, H]
     if causal:
         rewards = base.score(read)[:, 0]
     else:  # BertForSequenceClassification's head: pooler (dense + tanh on [CLS]), dropout, classifier

@@ -88,6 +88,7 @@ class ServeSettings:
     pooling_format: str = "vllm"
     """The response shape of ``/pooling``: ``vllm`` (``data[i]["data"] == [[score]]``) or ``lmdeploy`` (``== score``)."""
     retry_after_s: int = 1
+    """The ``Retry-After`` seconds a 503 carries."""
     max_batch_tokens: int | None = 8192
     """Token budget of one forward pass of a text reward (rows x padded length), rows sorted by length; None: rows
     only (``max_batch_size``)."""
@@ -292,7 +293,6 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
         if key == "raw":  # whole conversations already rendered by the client
             texts = [t for pl in payloads for t in pl[0]]
             scores = [float(s) for s in reward.score_texts(texts)]
-            prompts = texts
         else:
             prompts = [p for pl in payloads for p in pl[0]]
             responses = [r for pl in payloads for r in pl[1]]

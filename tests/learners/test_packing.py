@@ -60,6 +60,9 @@ def test_packed_and_unpacked_forwards_give_the_same_rewards_loss_and_gradients(b
 
     assert rewards.detach() == pytest.approx(reference.detach(), abs=1e-4)
     assert float(loss) == pytest.approx(float(loss_ref), abs=1e-5)
+    with torch.no_grad():  # the padding-free layout (the whole batch as one row) gives them too
+        flat, _ = packed_forward(model, collate(rows, tokenizer.pad_token_id, is_causal(model), flat=True))
+    assert flat == pytest.approx(reference.detach(), abs=1e-4)
     assert set(grads_ref) == {n for n, p in model.named_parameters() if p.grad is not None}
     for name, grad in grads_ref.items():
         got = dict(model.named_parameters())[name].grad
