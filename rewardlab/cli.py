@@ -198,7 +198,7 @@ def cmd_eval(args) -> int:
     from rewardlab.data import TextDataConfig, load_preferences
     from rewardlab.data import registry
     from rewardlab.data.external import load_eval_rows
-    from rewardlab.data.loaders import PreferenceData, load_eval_pairs
+    from rewardlab.data.loaders import load_eval_pairs
     from rewardlab.rewards.evaluate import evaluate_splits, evaluate_text_reward, format_report, score_best_of_n
     from rewardlab.rewards.report import expand_pairs, format_suite, report_figures, suite
 

@@ -97,6 +97,18 @@ def _dataset_source(source: str):
     return HuggingFaceDatasetSource(path=path, config_name=config.rstrip(")") or None, revision=revision or None)
 
 
+def _flat_frame(rows: list[dict]):
+    """Rows as a pandas frame with nested values (chats, lists of answers) stored as JSON text, so that the
+    schema MLflow records stays flat."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    for col in frame.columns:
+        if frame[col].map(lambda v: isinstance(v, (list, dict))).any():
+            frame[col] = frame[col].map(json.dumps)
+    return frame
+
+
 class Run:
     """A thin handle on the active MLflow run; learners log through this and never through mlflow."""
 
@@ -143,13 +155,8 @@ class Run:
 
     def log_dataset(self, rows: list[dict], name: str, card_path: str | Path | None, context: str, source: str) -> None:
         """Log rows as an MLflow dataset input (with schema and digest), and the dataset card as an artifact."""
-        import pandas as pd
-
         mlflow = _mlflow()
-        frame = pd.DataFrame(rows)
-        for col in frame.columns:  # nested chats are stored as JSON text so the schema stays flat
-            if frame[col].map(lambda v: isinstance(v, (list, dict))).any():
-                frame[col] = frame[col].map(json.dumps)
+        frame = _flat_frame(rows)
         with warnings.catch_warnings():  # known and harmless: our integer columns (ids, labels) never hold missing values
             warnings.filterwarnings("ignore", message=".*Integer columns in Python cannot represent missing values.*")
             dataset = mlflow.data.from_pandas(frame, source=_dataset_source(source), name=name)
@@ -629,7 +636,6 @@ def log_evaluation(model: str, report: dict, rows: list[dict], source: str, data
     model with the dataset, so the model's page lists them), the per-subset table, the plots, the scored rows as
     the run's ``eval`` input and ``eval.json``. The run lives in the training run's experiment when the reward has
     one (``rewardlab-eval`` otherwise) and is tagged with what it evaluated. Returns the run id."""
-    import pandas as pd
     from mlflow.entities import LoggedModelInput
 
     mlflow = _mlflow()
@@ -643,10 +649,7 @@ def log_evaluation(model: str, report: dict, rows: list[dict], source: str, data
     run_tags = {"rewardlab.kind": "evaluation", "evaluated_model": model, "eval_data": source, "eval_format": report.get("format", "pairs"),
                 **({"evaluated_run_id": link["run_id"]} if "run_id" in link else {}),
                 **({"evaluated_model_id": link["model_id"]} if "model_id" in link else {}), **(tags or {})}
-    frame = pd.DataFrame(rows)
-    for col in frame.columns:  # answers and chats as JSON text, as in Run.log_dataset
-        if frame[col].map(lambda v: isinstance(v, (list, dict))).any():
-            frame[col] = frame[col].map(json.dumps)
+    frame = _flat_frame(rows)
     numbers = {k: float(v) for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v}
     for name, s in report.get("subsets", {}).items():
         key = re.sub(r"[^0-9A-Za-z_\-. /]", "_", name)

@@ -21,9 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
-def _chat_len(chat) -> int:
-    return len(chat) if isinstance(chat, str) else sum(len(m["content"]) for m in chat)
+from rewardlab.rewards.evaluate import _chat_len
 
 
 def bootstrap_interval(outcomes: Sequence[float], n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:

@@ -163,6 +163,12 @@ def score_stats(scores) -> dict[str, float]:
             "median": float(q[2]), "q75": float(q[3]), "q95": float(q[4]), "n": int(len(values))}
 
 
+def whiten(scores, stats: dict) -> list[float]:
+    """(score - mean) / std with a reward's stored ``score_stats`` (std 0: centred only)."""
+    std = stats["std"] if stats["std"] > 0 else 1.0
+    return [(s - stats["mean"]) / std for s in scores]
+
+
 def record_normalization(folder: str | Path, scores) -> dict[str, float]:
     """Measure ``score_stats`` and add them to the reward folder's ``reward.json``; returns them."""
     import json

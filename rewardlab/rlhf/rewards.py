@@ -75,10 +75,9 @@ class TextRewardFunction:
 
     def _whiten(self, scores: list[float]) -> list[float]:
         """(score - mean) / std with the statistics measured at training time, when ``normalize`` was asked for."""
-        if self.stats is None:
-            return scores
-        std = self.stats["std"] if self.stats["std"] > 0 else 1.0
-        return [(s - self.stats["mean"]) / std for s in scores]
+        from rewardlab.rewards.text import whiten
+
+        return scores if self.stats is None else whiten(scores, self.stats)
 
     def __call__(self, prompts: Sequence[Chat], completions: Sequence[Chat], **kwargs: Any) -> list[float]:
         refs = _references(kwargs, self.reference_column, len(completions), self.__name__)

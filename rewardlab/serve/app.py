@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import rewardlab
 from rewardlab.rewards.base import RewardInputError, modality
 from rewardlab.rewards.remote import API_KEY_ENV
+from rewardlab.rewards.text import whiten
 from rewardlab.serve.batching import ClientGone, DeadlineExceeded, MicroBatcher, QueueFull
 from rewardlab.serve.schemas import (POLAR_SEP, ClassifyRequest, EmbeddingsRequest, FieldError, GetRewardRequest, PoolingRequest,
                                      ScoreRequest, TransitionRequest, split_polar)
@@ -264,12 +265,6 @@ class ServeConfigError(ValueError):
 def normalization_of(reward) -> dict | None:
     stats = getattr(reward, "normalization", None)
     return dict(stats) if isinstance(stats, dict) and "mean" in stats and "std" in stats else None
-
-
-def whiten(scores: list[float], stats: dict) -> list[float]:
-    """(score - mean) / std with the reward's stored statistics (std 0: centred only)."""
-    std = stats["std"] if stats["std"] > 0 else 1.0
-    return [(s - stats["mean"]) / std for s in scores]
 
 
 def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
