@@ -118,6 +118,11 @@ def _hub_config(name: str) -> dict | None:
         return None
 
 
+def _looks_like_path(name: str) -> bool:
+    """A name written as a path (absolute, ./ ../ ~, or with more than one separator), never a hub id ORG/NAME."""
+    return name.startswith(("/", "./", "../", "~", ".\\")) or name in (".", "..") or name.count("/") > 1 or "\\" in name
+
+
 def check(name: str, key: str, freeze_layers: int | None = None, freeze_key: str = "freeze_layers") -> None:
     """Refuse, before any work starts, a backbone that cannot be loaded from here or a ``freeze_layers`` beyond its
     blocks. ``name`` is an embedded alias, a local folder or a Hugging Face id (cached, or reachable in one try);
@@ -133,7 +138,18 @@ def check(name: str, key: str, freeze_layers: int | None = None, freeze_key: str
         import json
 
         layers = json.loads(config.read_text()).get("num_hidden_layers")
+    elif _looks_like_path(name):
+        raise BackboneError(f"{key}: {name} looks like a local path, but no such folder exists "
+                            f"(resolved: {Path(name).expanduser().resolve()}); give a model folder, an embedded model "
+                            f"({', '.join(EMBEDDED)}) or a Hugging Face id such as HuggingFaceTB/SmolLM2-135M-Instruct")
     else:
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+        try:
+            validate_repo_id(name)
+        except HFValidationError:
+            raise BackboneError(f"{key}: {name!r} is not a local folder, not an embedded model ({', '.join(EMBEDDED)}) and not a "
+                                "valid Hugging Face id (ORG/NAME of letters, digits, '-', '_' and '.')") from None
         config = _hub_config(name)
         if config is None:
             raise BackboneUnreachable(f"{key}: '{name}' is not an embedded model ({', '.join(EMBEDDED)}), not a local folder, and "

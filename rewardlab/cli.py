@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import signal
 import sys
+import threading
 from pathlib import Path
+
+#: One description of the MLflow store for every help text (tracking.STORE_HELP says the same; the CLI does not
+#: import tracking, and so mlflow, to print its help).
+STORE_HELP = ("$MLFLOW_TRACKING_URI, else the nearest mlflow.db in the working directory or a folder above it, else "
+              "~/.local/share/rewardlab/mlflow.db ($XDG_DATA_HOME/rewardlab); artifacts beside it in mlartifacts/")
 
 EPILOG = """examples:
   rewardlab train recipes/quickstart.yaml
@@ -17,18 +25,19 @@ EPILOG = """examples:
   rewardlab models list                        # registered rewards, their versions and aliases
   rewardlab models alias quickstart-bt 1 champion
   rewardlab serve models:/quickstart-bt@champion --port 8000
-  REWARDLAB_API_KEY=secret rewardlab serve ./outputs/quickstart/reward --host 0.0.0.0
+  REWARDLAB_API_KEY=secret rewardlab serve runs/quickstart-bt/reward --host 0.0.0.0
   rewardlab explain rules:connect4 --board "......./......./......./......./......./ooo.xx." --column 3
   rewardlab ui                                 # MLflow UI on the store (see below), 127.0.0.1:5000
 
-the MLflow store: $MLFLOW_TRACKING_URI, else the nearest mlflow.db in this folder or one above it, else
-$XDG_DATA_HOME/rewardlab/mlflow.db (~/.local/share/rewardlab/mlflow.db); `rewardlab models list` prints it.
+the MLflow store: """ + STORE_HELP + """.
+`rewardlab models list` prints it. A finished run keeps its reward once: runs/<name>/reward links to the store's copy.
 """
 
 
 SERVE_EPILOG = """routes:
-  POST /v1/score              {"prompts": [...], "responses": [...], "references": [...]?, "normalize": bool?}
-                              -> {"rewards": [...], "truncated": [...]}
+  POST /v1/score              {"prompts": [...], "responses": [...], "references": [...]?, "normalize": true|false?}
+                              -> {"rewards": [...], "truncated": [...]}; references only for rewards that use them
+                              (POLAR): others answer 422
   POST /v1/score_transitions  {"obs": [[...]], "actions": [...], "next_obs": [[...]], "dones": [...]?} -> {"rewards": [...]}
   POST /v1/explain            same bodies -> {"explanations": [...]}; 404 for rewards that cannot explain
   POST /v1/q_values           {"prompts", "responses"} -> {"q_values": [[...], ...]} per response token; 404 unless goal-conditioned
@@ -39,9 +48,10 @@ SERVE_EPILOG = """routes:
   POST /v1/embeddings         SGLang: {"input"} -> {"data": [{"embedding": [score]}]}
   GET  /v1/info, /health, /metrics (Prometheus), /docs (OpenAPI)
 texts on /pooling, /classify and /v1/embeddings are POLAR "<|reward|>" strings or whole conversations already rendered
-with the reward model's chat template (scored as they are, not templated again).
+with the reward model's chat template; a reward trained on the plain template gets them turned back into messages and
+scored as on /v1/score (/v1/info "text_rendering" says which rendering it expects; the server warns at start if it cannot).
 errors are JSON {"error": {"type", "message", "field", "status"}}: 4xx for bad input, 503 + Retry-After when the queue
-is full (--max-queue), 504 past the deadline (--timeout-s).
+is full (--max-queue), 413 for a request with more items than --max-queue, 504 past the deadline (--timeout-s).
 
 clients (each tested against this server with its own request and parsing):
   client                                  route            set on the client side
@@ -69,7 +79,7 @@ linked to the reward's training run and logged model):
   margins               mean and std of r_chosen - r_rejected, and their histogram
 
 examples:
-  rewardlab eval runs/quickstart/reward                                  # math-answers, test + shifted
+  rewardlab eval runs/quickstart-bt/reward                               # math-answers, test + shifted
   rewardlab eval models:/my-rm/1 --data hf:allenai/reward-bench-2 --format best-of-n --json rb2.json
   rewardlab eval http://127.0.0.1:8000 --data my_pairs.jsonl --column prompt=question --subset-column topic
 """
@@ -82,17 +92,42 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from rewardlab.rewards.base import RewardInputError
     from rewardlab.rewards.remote import RemoteRewardError
     from rewardlab.serve.app import ServeConfigError
-    from rewardlab.tracking import RegistryError, ResumeError
+    from rewardlab.tracking import RegistryError, ResumeError, StoreError
 
-    return (RecipeError, DataError, ResumeError, RegistryError, BackboneError, RewardInputError, RemoteRewardError, ServeConfigError,
-            FileNotFoundError)
+    return (RecipeError, DataError, ResumeError, RegistryError, StoreError, BackboneError, RewardInputError, RemoteRewardError,
+            ServeConfigError, FileNotFoundError)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (a scheduler's stop, `timeout`, a container shutdown), handled as Ctrl-C is: the run ends KILLED."""
+
+
+def _on_sigterm(signum, frame):
+    raise Interrupted()
+
+
+def _json_ready(value):
+    """``value`` with every NaN and infinity as None, so that the file is JSON that strict parsers read."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
 
 
 def cmd_train(args) -> int:
     from rewardlab import recipes
 
-    config, text, path = recipes.load(args.recipe, args.set)
-    print(f"recipe {path} -> learner {config.learner}, output {config.out()}", flush=True)
+    from rewardlab import tracking
+
+    notes: list[str] = []
+    config, text, path = recipes.load(args.recipe, args.set, own_data_notes=notes)
+    for note in notes:
+        print(f"note: {note}", flush=True)
+    store = tracking.check_store(config.tracking.uri)
+    print(f"recipe {path} -> learner {config.learner}, output {config.out()}, MLflow store {store}", flush=True)
     recipes.run(config, recipe_text=text, resume=args.resume, allow_changed=args.allow_changed)
     return 0
 
@@ -203,6 +238,11 @@ def cmd_eval(args) -> int:
     from rewardlab.rewards.report import expand_pairs, format_suite, report_figures, suite
 
     spec = str(args.data_path) if args.data_path else args.data
+    if args.max_pairs is not None and args.max_pairs < 1:
+        print(f"rewardlab eval: --max-pairs {args.max_pairs}: expected at least 1 (leave it out to evaluate every row)", file=sys.stderr)
+        return 2
+    if not args.no_mlflow:
+        tracking.check_store()
     columns = {}
     for item in args.column:
         field, sep, column = item.partition("=")
@@ -216,6 +256,7 @@ def cmd_eval(args) -> int:
               "--column and --split apply to your own data (hf:<id> or a file)", file=sys.stderr)
         return 2
     # the data first: a bad row, split or column is reported before the reward is loaded and nothing is written
+    split = "test"  # a built-in dataset's test (and shifted) split
     if builder:
         data = load_preferences(TextDataConfig(name=spec, max_eval_pairs=args.max_pairs, max_eval_samples=args.max_pairs))
         rows, fmt, source, name = data.test_pairs, "pairs", data.source, spec
@@ -224,7 +265,7 @@ def cmd_eval(args) -> int:
     else:
         found = load_eval_rows(spec, split=args.split, columns=columns, fmt=args.format, subset_column=args.subset_column,
                                config=args.config, revision=args.revision, max_rows=args.max_pairs)
-        rows, fmt, source = found.rows, found.format, found.source
+        rows, fmt, source, split = found.rows, found.format, found.source, found.split_label
         name = spec.removeprefix("hf:").rstrip("/").rsplit("/", 1)[-1] if spec.startswith("hf:") else Path(spec).stem
     reward = rewards.load(args.model)
     if rewards.modality(reward) != "text":
@@ -248,15 +289,15 @@ def cmd_eval(args) -> int:
     report = suite(rows, fmt, chosen, rejected)
     merged = {**metrics, **report, "data": source, "model": args.model}
     if metrics:
-        print(format_report(metrics))
-    print(format_suite(report))
+        print(format_report(metrics, split=split))
+    print(format_suite(report, split=split))
     if not args.no_mlflow:
         _, pc, pr = expand_pairs(rows, fmt, chosen, rejected)
         run_id = tracking.log_evaluation(args.model, merged, rows, source, name, report_figures(pc, pr, report))
         merged["eval_run_id"] = run_id
         print(f"MLflow evaluation run: {run_id}  (store: {tracking.resolve_uri()}; browse with `rewardlab ui`)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(merged, indent=2))
+    if args.json:  # NaN (a measure with no pairs to measure, e.g. no pair differs in length) is written as null
+        Path(args.json).write_text(json.dumps(_json_ready(merged), indent=2, allow_nan=False))
     return 0
 
 
@@ -264,10 +305,11 @@ def cmd_recipes(args) -> int:
     from rewardlab import recipes
 
     if args.action == "list":
-        print(f"{'recipe':24s} {'learner':22s} description")
-        for name in recipes.names():
-            learner, first = recipes.summary(recipes.recipes_dir() / f"{name}.yaml")
-            print(f"{name:24s} {learner:22s} {first}")
+        rows = [("recipe", "learner", "description")]
+        rows += [(name, *recipes.summary(recipes.recipes_dir() / f"{name}.yaml")) for name in recipes.names()]
+        wide = [max(len(r[i]) for r in rows) for i in range(2)]
+        for name, learner, first in rows:
+            print(f"{name:{wide[0]}s}  {learner:{wide[1]}s}  {first}")
         return 0
     notes: list[str] = []
     config, text, path = recipes.load(args.name, args.set, notes=notes)
@@ -283,25 +325,15 @@ def cmd_recipes(args) -> int:
 
 def cmd_data(args) -> int:
     from rewardlab.data import cards, registry
-    from rewardlab.data.rows import read_jsonl, write_jsonl
+    from rewardlab.data.loaders import validate_file
+    from rewardlab.data.rows import write_jsonl
 
     if args.action == "validate":
         card = cards.parse_card(args.card) if Path(args.card).exists() else cards.find_card(args.card)
         if not args.file:
             print(f"{card.path}: card OK ({', '.join(card.configs())})")
             return 0
-        rows = read_jsonl(args.file)
-        config = args.config or card.configs()[0]
-        try:
-            card.validate_rows(rows, args.config, source=args.file)
-        except cards.DataError as exc:
-            if args.config or len(card.configs()) == 1:
-                raise
-            raise cards.DataError(f"{exc}\n(checked against config {config}, the card's first; its configs: "
-                                  f"{', '.join(card.configs())}; choose one with --config)") from None
-        others = [c for c in card.configs() if c != config]
-        also = f"; the card's other configs: {', '.join(others)} (--config)" if others and not args.config else ""
-        print(f"{args.file}: {len(rows)} rows OK against {card.path.name} (config {config}{also})")
+        print(validate_file(card, args.file, args.config))
         return 0
     builder = registry.get(args.name, "data build")
     settings = builder.typed(dict(_kv(args.option)), "--option")
@@ -325,8 +357,13 @@ def cmd_data(args) -> int:
 def _kv(items: list[str]):
     import yaml
 
+    from rewardlab.data.cards import DataError
+
     for item in items:
-        key, _, value = item.partition("=")
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise DataError(f"--option {item!r}: expected KEY=VALUE, e.g. --option seed=1 (`rewardlab data build --help` lists "
+                            "each builder's options)")
         yield key, yaml.safe_load(value)
 
 
@@ -357,7 +394,7 @@ def cmd_models(args) -> int:
 
     from rewardlab import tracking
 
-    store = tracking.resolve_uri()
+    store = tracking.check_store()
     if args.action == "alias":
         if len(args.args) != 3:
             print("usage: rewardlab models alias NAME VERSION ALIAS   (e.g. rewardlab models alias quickstart-bt 3 champion)", file=sys.stderr)
@@ -427,8 +464,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="run a recipe (YAML) and track it in MLflow",
-                       description="Run a recipe. Progress is shown; the run, its plots and the registered model go to MLflow "
-                       "(sqlite:///mlflow.db unless MLFLOW_TRACKING_URI or the recipe's tracking.uri says otherwise).")
+                       description="Run a recipe. Progress is shown; the run, its plots and the registered model go to the "
+                       f"MLflow store: the recipe's tracking.uri, else {STORE_HELP}. The output folder runs/<name> holds the "
+                       "resume state and the reward (a link to the store's copy once the run finishes; checkpoints are removed "
+                       "then unless the recipe sets keep_checkpoints: true). Training on your own data (--set data.path=... or "
+                       "data.name=hf:...) names the run after the data, so the recipe's own registered model and folder stay as "
+                       "they are.")
     t.add_argument("recipe", help="a recipe file, or the name of a bundled recipe (see `rewardlab recipes list`)")
     t.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a recipe value, e.g. --set train.max_steps=10 (repeatable; values are YAML)")
@@ -484,8 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build_parser(dsub)
     dv = dsub.add_parser("validate", help="check rows against a dataset card (every bad row is reported)",
                          formatter_class=argparse.RawDescriptionHelpFormatter,
-                         description="Check a JSONL file against a card's schema: every bad row (up to 20) with its number, "
-                         "field and reason; an empty file and a split the card does not declare are errors too.",
+                         description="Check a JSONL file against a card's schema: every bad row (up to 20, lines that are not "
+                         "JSON included) with its number, field and reason; an empty file and a split the card does not declare "
+                         "are errors too. --card preference-pairs applies exactly the rules that `train` and `eval` apply to "
+                         "your own pairs.",
                          epilog="examples:\n  rewardlab data validate --card reference-pairs --file my.jsonl\n"
                          "  rewardlab data validate --card math-answers --file pairs.jsonl --config pairs\n"
                          "cards: data_cards/*.md (each shows an example row)")
@@ -566,9 +609,9 @@ examples:
     m.add_argument("args", nargs="*", metavar="NAME VERSION ALIAS", help="alias: the registered name, its version, the alias")
     m.set_defaults(func=cmd_models)
 
-    u = sub.add_parser("ui", help="open the MLflow UI on the same store (127.0.0.1 by default)")
-    u.add_argument("--tracking-uri", default=None,
-                   help="default: $MLFLOW_TRACKING_URI, else the nearest mlflow.db from here up, else ~/.local/share/rewardlab/mlflow.db")
+    u = sub.add_parser("ui", help="open the MLflow UI on the same store (127.0.0.1 by default)",
+                       description=f"The MLflow UI on rewardlab's store: {STORE_HELP}.")
+    u.add_argument("--tracking-uri", default=None, help=f"default: {STORE_HELP}")
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", type=int, default=5000)
     u.set_defaults(func=cmd_ui)
@@ -582,14 +625,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "data" and not (args.name or getattr(args, "card", None)):
         print("rewardlab data: name a builder (build) or a card (validate)", file=sys.stderr)
         return 2
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:
         return args.func(args)
     except _user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; `rewardlab train ... --resume` continues from the last checkpoint", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Interrupted) else "interrupted"
+        hint = "; the MLflow run is marked KILLED and `rewardlab train ... --resume` continues from the last checkpoint" \
+            if args.command == "train" else ""
+        print(f"{what}{hint}", file=sys.stderr, flush=True)
+        return 143 if isinstance(exc, Interrupted) else 130
+    finally:
+        if in_main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

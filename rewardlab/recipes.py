@@ -6,6 +6,7 @@ Errors name the file, the key path and what was expected; they are raised before
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -123,11 +124,37 @@ def _describe(model: type[BaseModel], err: dict) -> str:
     return f"key '{key}': {err['msg'].lower()}, found {found!r} ({type(found).__name__})"
 
 
-def load(path: str | Path, overrides: list[str] | None = None, notes: list[str] | None = None) -> tuple[BaseModel, str, Path]:
+def _data_source(raw: dict) -> tuple:
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    return data.get("path"), data.get("name")
+
+
+def own_data_name(raw: dict, before: tuple) -> str | None:
+    """The run name for a recipe whose data source was overridden on the command line to the user's own data
+    (``data.path`` or ``data.name: hf:<id>``): the recipe's name with the data's name appended, so that the recipe's
+    own registered model (which other recipes read as ``models:/NAME/latest``) and its folder's resume state are
+    never touched by a run on other data. None when the data source is the recipe's own."""
+    path, name = _data_source(raw)
+    own = path or (isinstance(name, str) and name.startswith("hf:"))
+    if not own or (path, name) == before or not isinstance(raw.get("name"), str):
+        return None
+    stem = Path(str(path)).stem if path else str(name).removeprefix("hf:").rstrip("/").rsplit("/", 1)[-1]
+    slug = re.sub(r"[^0-9A-Za-z_.-]+", "-", stem).strip("-.") or "own-data"
+    return f"{raw['name']}-{slug}"
+
+
+def load(path: str | Path, overrides: list[str] | None = None, notes: list[str] | None = None,
+         own_data_notes: list[str] | None = None) -> tuple[BaseModel, str, Path]:
     """Read, override and validate a recipe; return (config, the YAML text as run, its path). With ``notes`` (a
     list), a hub model that is not reachable from here is noted there instead of refused (``recipes show`` of a GPU
-    recipe on a machine without network); training always refuses it."""
+    recipe on a machine without network); training always refuses it. A run on your own data given by ``--set``
+    is renamed (``own_data_name``) unless ``--set name=`` chooses the name; ``own_data_notes`` receives the note."""
     path = resolve_path(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.y*ml"))
+        hint = f"; it holds {', '.join(inside)}" if inside else ""
+        raise RecipeError(f"{path}: is a folder; give a recipe file (e.g. {path / (inside[0] if inside else 'recipe.yaml')}) "
+                          f"or a bundled recipe's name{hint}")
     if not path.exists():
         raise RecipeError(f"{path}: recipe file not found (bundled recipes: {', '.join(names()) or 'none'})")
     text = path.read_text()
@@ -137,7 +164,17 @@ def load(path: str | Path, overrides: list[str] | None = None, notes: list[str] 
         raise RecipeError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: expected a mapping of keys at the top level, found {type(raw).__name__}")
+    before = _data_source(raw)
     raw = apply_overrides(raw, list(overrides or []))
+    renamed = None
+    if not any(parse_override(item)[0] == ["name"] for item in overrides or []):
+        renamed = own_data_name(raw, before)
+        if renamed:
+            original, raw["name"] = raw["name"], renamed
+            if own_data_notes is not None:
+                own_data_notes.append(f"your own data: this run is named {renamed} (its MLflow run, registered model and "
+                                      f"folder), so models:/{original} and runs/{original} stay as they are; "
+                                      "--set name=NAME chooses another name")
     learner = raw.get("learner")
     if learner not in job_names():
         raise RecipeError(f"{path}: key 'learner': expected one of {', '.join(job_names())}, found {learner!r}")
@@ -149,7 +186,7 @@ def load(path: str | Path, overrides: list[str] | None = None, notes: list[str] 
         raise RecipeError(f"{path}: " + ("\n  ".join(lines) if len(lines) == 1 else "\n  " + "\n  ".join(lines))) from None
     check_models(config, path, notes)
     if overrides:
-        text = text.rstrip() + "\n# overrides: " + " ".join(overrides) + "\n"
+        text = text.rstrip() + "\n# overrides: " + " ".join(overrides) + (f" (run named {renamed})" if renamed else "") + "\n"
     return config, text, path
 
 

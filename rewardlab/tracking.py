@@ -3,8 +3,10 @@
 Every run is an MLflow run. The store is local SQLite unless ``MLFLOW_TRACKING_URI`` or a recipe's ``tracking.uri``
 points elsewhere, and it does not move with the working directory: the nearest ``mlflow.db`` in the current folder
 or one above it (as git finds its repository), else one in the user's data directory
-(``$XDG_DATA_HOME/rewardlab/mlflow.db``, by default ``~/.local/share/rewardlab/mlflow.db``). A run that raises is ended FAILED with
-the traceback logged as ``error.txt``; whatever it logged before stays.
+(``$XDG_DATA_HOME/rewardlab/mlflow.db``, by default ``~/.local/share/rewardlab/mlflow.db``). The experiments rewardlab
+creates in a SQLite store keep their artifacts beside it, in ``mlartifacts/`` next to ``mlflow.db`` (MLflow's
+``--default-artifact-root`` idea), wherever a command runs. A run that raises is ended FAILED with the traceback logged
+as ``error.txt``, and one that is interrupted (Ctrl-C, SIGTERM) is ended KILLED; whatever it logged before stays.
 """
 
 from __future__ import annotations
@@ -22,10 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 STORE_FILE = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"  # beside the store, as `mlflow server` keeps its artifacts in ./mlartifacts
 DEFAULT_EXPERIMENT = "rewardlab"
+
+#: One description of where runs go, for every help text and message.
+STORE_HELP = ("$MLFLOW_TRACKING_URI, else the nearest mlflow.db in the working directory or a folder above it, else "
+              "~/.local/share/rewardlab/mlflow.db ($XDG_DATA_HOME/rewardlab); artifacts beside it in mlartifacts/")
 
 
 def user_store() -> Path:
@@ -58,6 +65,79 @@ def resolve_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
 
 
+class StoreError(ValueError):
+    """A tracking store rewardlab cannot use (a plain folder, a SQLite file in a folder that does not exist, a tracking
+    server that does not answer); the message names the store and where its URI came from."""
+
+
+def _uri_origin(uri: str | None) -> str:
+    if uri:
+        return "the recipe's tracking.uri"
+    return "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "the default store"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (three slashes: relative to the working directory, four: absolute),
+    else None (an in-memory or non-SQLite store)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    rest = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(rest) if rest and rest != ":memory:" else None
+
+
+def artifact_root(uri: str) -> str | None:
+    """Where experiments created in the store ``uri`` keep their artifacts: ``mlartifacts/`` beside a SQLite file; None
+    for other stores (a tracking server decides for itself, as ``mlflow server --default-artifact-root`` does)."""
+    db = sqlite_path(uri)
+    return (db.resolve().parent / ARTIFACTS_DIR).as_uri() if db is not None else None
+
+
+def check_store(uri: str | None = None, timeout_s: float = 5.0) -> str:
+    """The resolved store URI, checked before any work: a plain folder (MLflow's retired file store), a SQLite file
+    whose folder does not exist (a typo would create a new, empty store) and a tracking server that does not answer
+    within ``timeout_s`` are ``StoreError``s that name the URI and where it came from."""
+    store = resolve_uri(uri)
+    origin = _uri_origin(uri)
+    scheme = store.split("://", 1)[0] if "://" in store else ""
+    if scheme in ("", "file"):
+        folder = store[len("file://"):] if scheme == "file" else store
+        raise StoreError(f"{origin} is {store!r}: a folder is MLflow's file store, which rewardlab does not use; use a SQLite "
+                         f"database, e.g. sqlite:///{Path(folder).expanduser().resolve() / STORE_FILE} (its artifacts go beside it)")
+    db = sqlite_path(store)
+    if db is not None and not db.resolve().parent.is_dir():
+        raise StoreError(f"{origin} is {store!r}, but the folder {db.resolve().parent} does not exist; create it for a new store, "
+                         "or correct the path (rewardlab does not create a store in a folder that is not there)")
+    if scheme in ("http", "https"):
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(store.rstrip("/") + "/health", timeout=timeout_s) as response:
+                response.read()
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise StoreError(f"{origin} is {store!r}: the tracking server did not answer /health within {timeout_s:g} s ({reason}); "
+                             "start it (`mlflow server`) or point MLFLOW_TRACKING_URI elsewhere") from None
+    return store
+
+
+def use_experiment(name: str, uri: str) -> str:
+    """Make ``name`` the active experiment of the store ``uri``, creating it with its artifacts beside a SQLite store
+    (``artifact_root``) rather than in the working directory's ``mlruns/``; returns its id."""
+    mlflow = _mlflow()
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            experiment_id = mlflow.create_experiment(name, artifact_location=artifact_root(uri))
+        except mlflow.exceptions.MlflowException:  # created by another process in the meantime
+            experiment_id = mlflow.get_experiment_by_name(name).experiment_id
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
 def _mlflow():
     import mlflow
 
@@ -84,9 +164,14 @@ def param_strings(params: Mapping[str, Any]) -> dict[str, str]:
 
 def _dataset_source(source: str):
     """What MLflow records as a dataset's source: a Hugging Face hub dataset (``hf://datasets/<id> (config)@rev``) as
-    MLflow's HuggingFaceDatasetSource, anything else (a file, a builder) as the text itself (a local source)."""
+    MLflow's HuggingFaceDatasetSource, a file or folder as its path (a local source), anything else (a built-in
+    builder) as a code source carrying the text, not as a file path that does not exist."""
     if not source.startswith("hf://datasets/"):
-        return source
+        if Path(source).exists():
+            return source
+        from mlflow.data.code_dataset_source import CodeDatasetSource
+
+        return CodeDatasetSource({"rewardlab.source": source})
     rest = source[len("hf://datasets/"):]
     head, _, revision = rest.partition("@")
     path, _, config = head.partition(" (")
@@ -107,6 +192,17 @@ def _flat_frame(rows: list[dict]):
         if frame[col].map(lambda v: isinstance(v, (list, dict))).any():
             frame[col] = frame[col].map(json.dumps)
     return frame
+
+
+@contextmanager
+def _quiet_datasets():
+    """MLflow's dataset warnings that say nothing to a user: our integer columns (ids, labels) never hold missing
+    values, and a file source "can be interpreted in multiple ways" only because MLflow registers its local-file
+    source twice (both readings are the same class)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Integer columns in Python cannot represent missing values.*")
+        warnings.filterwarnings("ignore", message=".*dataset source can be interpreted in multiple ways.*")
+        yield
 
 
 class Run:
@@ -157,32 +253,59 @@ class Run:
         """Log rows as an MLflow dataset input (with schema and digest), and the dataset card as an artifact."""
         mlflow = _mlflow()
         frame = _flat_frame(rows)
-        with warnings.catch_warnings():  # known and harmless: our integer columns (ids, labels) never hold missing values
-            warnings.filterwarnings("ignore", message=".*Integer columns in Python cannot represent missing values.*")
+        with _quiet_datasets():
             dataset = mlflow.data.from_pandas(frame, source=_dataset_source(source), name=name)
             mlflow.log_input(dataset, context=context)
         if card_path is not None:
             mlflow.log_artifact(str(card_path), "data_cards")
 
     def log_reward_model(self, folder: str | Path, registered_name: str | None) -> str | None:
-        """Log a reward folder as an MLflow pyfunc (models-from-code: nothing pickled) and register it.
-
-        Returns ``models:/name/version`` when registered, else the ``runs:/`` URI.
+        """Log a reward folder as an MLflow pyfunc (models-from-code: nothing pickled) and register it, with its input
+        schema stated (``_pyfunc_signature``). Returns ``models:/name/version`` when registered, else the ``runs:/`` URI.
         """
         mlflow = _mlflow()
-        with tempfile.TemporaryDirectory() as tmp:
-            script = Path(tmp) / "rewardlab_pyfunc.py"
-            script.write_text(PYFUNC_SCRIPT)
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(script),
-                artifacts={"reward": str(folder)},
-                registered_model_name=registered_name,
-                pip_requirements=["rewardlab"],
-            )
+        from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR as PROGRESS
+
+        shown = os.environ.get(PROGRESS.name)
+        os.environ[PROGRESS.name] = "false"  # copying the folder into the store: its progress bars are noise
+        try:
+            with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+                # an input example would make MLflow load the reward and score it here, for nothing a user reads
+                warnings.filterwarnings("ignore", message=".*An input example was not provided.*")
+                script = Path(tmp) / "rewardlab_pyfunc.py"
+                script.write_text(PYFUNC_SCRIPT)
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=str(script),
+                    artifacts={"reward": str(Path(folder).resolve())},  # a finished run's folder is a link into the store
+                    registered_model_name=registered_name,
+                    pip_requirements=["rewardlab"],
+                    signature=_pyfunc_signature(folder),
+                )
+        finally:
+            if shown is None:
+                os.environ.pop(PROGRESS.name, None)
+            else:
+                os.environ[PROGRESS.name] = shown
+        self.logged_model_id = getattr(info, "model_id", None)
         if registered_name and getattr(info, "registered_model_version", None):
             return f"models:/{registered_name}/{info.registered_model_version}"
         return f"runs:/{self.run_id}/model"
+
+    def stored_reward_folder(self, name: str) -> Path | None:
+        """The local path of the reward folder ``name`` inside the last logged model, when the store keeps its artifacts
+        on this machine's disk (the default SQLite store does); None for a remote artifact store."""
+        model_id = getattr(self, "logged_model_id", None)
+        if not model_id:
+            return None
+        from urllib.parse import unquote, urlparse
+
+        location = _mlflow().get_logged_model(model_id).artifact_location
+        parsed = urlparse(location)
+        if parsed.scheme not in ("", "file"):
+            return None
+        folder = Path(unquote(parsed.path)) / "artifacts" / name
+        return folder if (folder / "reward.json").is_file() else None
 
     def summary(self, folder: str | Path, model_uri: str | None) -> str:
         """The closing lines of a training command: where the run, the reward and the registered model are, and
@@ -206,6 +329,26 @@ class Run:
                     run.log_metrics(logs, step=state.global_step)
 
         return _ToMlflow()
+
+
+#: reward.json kinds that score transitions (the others score text)
+TRANSITION_KINDS = ("mlp_transition", "gail_discriminator", "s2e_concepts")
+
+
+def _pyfunc_signature(folder: str | Path):
+    """The logged model's input and output schema, stated (MLflow cannot infer one from a models-from-code script):
+    prompt / response (/ reference) columns for text rewards (a string or a chat each, hence AnyType), obs / actions /
+    next_obs / dones for transition rewards; one float per row out."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    manifest = Path(folder) / "reward.json"
+    kind = json.loads(manifest.read_text()).get("kind") if manifest.is_file() else None
+    if kind in TRANSITION_KINDS:
+        inputs = [ColSpec(AnyType(), "obs"), ColSpec(AnyType(), "actions"), ColSpec(AnyType(), "next_obs"), ColSpec(AnyType(), "dones")]
+    else:
+        inputs = [ColSpec(AnyType(), "prompt"), ColSpec(AnyType(), "response"), ColSpec(AnyType(), "reference", required=False)]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("double")]))
 
 
 # Written next to the logged model; MLflow runs it at load time (models-from-code), so nothing is pickled.
@@ -269,8 +412,7 @@ def start_run(
         return
     mlflow = _mlflow()
     uri = resolve_uri(cfg.uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(cfg.experiment)
+    use_experiment(cfg.experiment, uri)
     if resume_run_id:
         active = mlflow.start_run(run_id=resume_run_id)
     else:
@@ -279,7 +421,7 @@ def start_run(
     try:
         yield run
     except BaseException as exc:
-        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"  # SIGTERM arrives as Interrupted (cli.py)
         try:
             mlflow.log_text("".join(traceback.format_exception(exc)), "error.txt")
             mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
@@ -299,11 +441,23 @@ class RecipeBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     learner: str
-    name: str  # the run name, and the registered model name in MLflow
+    name: str  # the run name, the registered model name in MLflow, and the output folder runs/<name>
     description: str = ""
     output_dir: Path | None = None  # default: runs/<name>
     seed: int = 0
+    keep_checkpoints: bool = False  # keep the resume checkpoints after the run finishes (they are large; removed by default)
     tracking: TrackingConfig = TrackingConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _registrable(cls, name: str) -> str:
+        """The name is a registered model name and a folder: checked here, before any work, with MLflow's own rules."""
+        bad = [c for c in ("/", "\\", ":") if c in name]
+        if not name.strip() or name in (".", "..") or bad:
+            why = f"it contains {' and '.join(repr(c) for c in bad)}" if bad else "it is empty or a path"
+            raise ValueError(f"key 'name': {name!r} cannot be a registered model name or a folder name ({why}); "
+                             "use letters, digits, '-', '_' and '.', e.g. my-rm")
+        return name
 
     def out(self) -> Path:
         return Path(self.output_dir) if self.output_dir else Path("runs") / self.name
@@ -327,6 +481,36 @@ def load_run_state(out: Path) -> dict:
     if not path.exists():
         raise ResumeError(f"--resume: {path} does not exist; no earlier run wrote to {out}")
     return json.loads(path.read_text())
+
+
+def run_status(run_id: str, uri: str) -> str | None:
+    """The MLflow status of a run (RUNNING, FINISHED, FAILED, KILLED), or None when the store does not hold it."""
+    try:
+        return _mlflow().MlflowClient(tracking_uri=uri).get_run(run_id).info.status
+    except Exception:  # noqa: BLE001 - a store or run that is gone: nothing to protect
+        return None
+
+
+def check_fresh_start(cfg: "RecipeBase") -> None:
+    """Before a fresh (not --resume) run writes ``output_dir/run.json``: refuse when the folder holds the resume state
+    of another run that did not finish (interrupted, failed, or still running elsewhere), so that it is never
+    overwritten silently; a finished run's folder is reused."""
+    out = cfg.out()
+    path = run_state_path(out)
+    if not path.is_file() or not is_main_process():
+        return
+    try:
+        state = json.loads(path.read_text())
+    except ValueError:
+        return
+    status = run_status(state.get("run_id", ""), state.get("tracking_uri") or resolve_uri(cfg.tracking.uri))
+    if status is None or status == "FINISHED":
+        return
+    checkpoint = last_checkpoint(out / "checkpoints")
+    resumable = f", its last checkpoint {checkpoint.name}" if checkpoint else ""
+    raise ResumeError(f"{out} holds the resume state of MLflow run {state['run_id']} ({status}{resumable}), which did not finish. "
+                      f"`--resume` continues it; to start a separate run, give it its own name (--set name=NEW_NAME) or folder "
+                      f"(--set output_dir=DIR); to discard it, delete {out}")
 
 
 def last_checkpoint(folder: Path) -> Path | None:
@@ -384,9 +568,13 @@ def resume_point(out: Path, resume: bool) -> tuple[str | None, Path | None]:
     """For ``--resume``: the MLflow run id to reopen and the checkpoint to continue from; (None, None) otherwise."""
     if not resume:
         return None, None
-    run_id = load_run_state(out)["run_id"]
+    state = load_run_state(out)
+    run_id = state["run_id"]
     checkpoint = last_checkpoint(out / "checkpoints")
     if checkpoint is None:
+        if run_status(run_id, state.get("tracking_uri") or resolve_uri()) == "FINISHED":
+            raise ResumeError(f"--resume: MLflow run {run_id} in {out} finished; there is nothing to resume (its checkpoints "
+                              "are removed when a run finishes unless the recipe says keep_checkpoints: true)")
         raise ResumeError(f"--resume: no checkpoint-N folder in {out / 'checkpoints'}; nothing to resume from")
     print(f"resuming MLflow run {run_id} from {checkpoint}", flush=True)
     return run_id, checkpoint
@@ -409,6 +597,8 @@ def tracked_run(cfg: RecipeBase, recipe_text: str, resume_id: str | None, tags: 
     On --resume, a recipe value that differs from the run's logged parameter is a ``ResumeError`` naming each key
     (the run would show the old value while training used the new one); with ``allow_changed`` it is a warning,
     printed and logged to the run as ``resume_changes.json`` and the ``resume_changed`` tag."""
+    if not resume_id:
+        check_fresh_start(cfg)
     changes = changed_params(cfg, resume_id) if resume_id and is_main_process() else {}
     if changes and not allow_changed:
         listed = "; ".join(f"{k}: logged {old!r}, now {new!r}" for k, (old, new) in sorted(changes.items()))
@@ -463,6 +653,7 @@ class Job:
     checkpoint: Path | None
     callbacks: tuple
     model_uri: str | None = None
+    stored_folder: Path | None = None  # the store's copy of the reward folder, when the store's artifacts are local
     _registered: bool = False
 
     @property
@@ -483,6 +674,7 @@ class Job:
             self.model_uri = self.run.log_reward_model(folder, cfg.name if cfg.tracking.register_model else None)
             self.run.set_tags({"model_uri": self.model_uri})
             self._registered = True
+            self.stored_folder = self.run.stored_reward_folder(Path(folder).name)
         return self.model_uri
 
 
@@ -491,7 +683,11 @@ def run_learner(module, cfg: RecipeBase, recipe_text: str = "", resume: bool = F
     output_dir, metrics and the learner's extras. ``allow_changed``: on --resume, a recipe value that differs from
     the run's logged parameter is a logged warning instead of an error."""
     out = cfg.out()
+    if is_main_process():
+        check_store(cfg.tracking.uri)
     resume_id, checkpoint = resume_point(out, resume)
+    if not resume:
+        check_fresh_start(cfg)
     data = module.load(cfg)
     tags = module.tags(cfg, data) if hasattr(module, "tags") else {}
     with tracked_run(cfg, recipe_text, resume_id, tags, allow_changed=allow_changed) as run:
@@ -508,10 +704,28 @@ def run_learner(module, cfg: RecipeBase, recipe_text: str = "", resume: bool = F
         model_uri = job.register(fitted.folder)
         record = fitted.record if fitted.record is not None else fitted.metrics
         (out / "eval.json").write_text(json.dumps({"run_id": run.run_id, "model_uri": model_uri, **record}, indent=2))
+        finish_outputs(cfg, fitted.folder, job.stored_folder)
     if fitted.report:
         print(fitted.report)
     print(run.summary(fitted.folder, model_uri), flush=True)
     return {"run_id": run.run_id, "model_uri": model_uri, "output_dir": str(out), "metrics": fitted.metrics, **fitted.extra}
+
+
+def finish_outputs(cfg: RecipeBase, folder: Path, stored: Path | None) -> None:
+    """What a finished run leaves on disk: its resume checkpoints are removed (unless ``keep_checkpoints``), and the
+    reward folder, once the store holds a local copy of it, becomes a link to that copy, so the reward is on disk once
+    (a remote store keeps the local folder)."""
+    import shutil
+
+    if not cfg.keep_checkpoints:
+        shutil.rmtree(cfg.out() / "checkpoints", ignore_errors=True)
+    folder = Path(folder)
+    if stored is None or not stored.is_dir() or folder.is_symlink() or not folder.is_dir():
+        return
+    if stored.resolve() == folder.resolve():
+        return
+    shutil.rmtree(folder)
+    folder.symlink_to(stored.resolve(), target_is_directory=True)
 
 
 def get_run_data(run_id: str, uri: str | None = None):
@@ -545,6 +759,11 @@ class RegistryError(ValueError):
 def set_alias(name: str, alias: str, version: str | int, uri: str | None = None) -> None:
     """Point ``models:/name@alias`` at a version (for example ``champion``), as the MLflow UI does."""
     mlflow, store = _mlflow(), resolve_uri(uri)
+    if not re.fullmatch(r"[\w\-]+", alias) or alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", alias):
+        why = ("'latest' is reserved: models:/NAME/latest always means the newest version" if alias.lower() == "latest" else
+               f"'{alias}' reads as a version (models:/NAME@v3 is version 3)" if re.fullmatch(r"[vV]\d+", alias) else
+               "an alias may hold only letters, digits, '_' and '-'")
+        raise RegistryError(f"alias {alias!r}: {why}; e.g. champion, prod, candidate-2")
     client = mlflow.MlflowClient(tracking_uri=store)
     try:
         client.get_model_version(name, str(version))
@@ -552,7 +771,10 @@ def set_alias(name: str, alias: str, version: str | int, uri: str | None = None)
         known = [str(v.version) for v in client.search_model_versions(f"name='{name}'")]
         what = f"its versions are {', '.join(sorted(known, key=int))}" if known else "no model of that name is registered"
         raise RegistryError(f"models:/{name}/{version}: not in the store {store}; {what} (see `rewardlab models list`)") from None
-    client.set_registered_model_alias(name, alias, str(version))
+    try:
+        client.set_registered_model_alias(name, alias, str(version))
+    except mlflow.exceptions.MlflowException as exc:
+        raise RegistryError(f"models:/{name}@{alias}: {exc.message}") from None
 
 
 def registered_models(uri: str | None = None) -> list[dict]:
@@ -569,9 +791,9 @@ def registered_models(uri: str | None = None) -> list[dict]:
 def download(uri: str, tracking_uri: str | None = None) -> Path:
     """Download an MLflow model or artifact URI to a local folder (cached by MLflow per call)."""
     mlflow = _mlflow()
-    store = resolve_uri(tracking_uri)
+    store = check_store(tracking_uri)
     mlflow.set_tracking_uri(store)
-    try:
+    try:  # a store with local artifacts (the default) gives the folder in place: nothing is copied
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except mlflow.exceptions.MlflowException as exc:
         raise FileNotFoundError(f"{uri}: {exc.message} (MLflow store searched: {store}; `rewardlab models list` shows "
@@ -580,8 +802,20 @@ def download(uri: str, tracking_uri: str | None = None) -> Path:
 
 def ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -> int:
     """Replace this process with the MLflow UI on the same store (does not return)."""
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", resolve_uri(uri), "--host", host, "--port", str(port)]
-    print(f"MLflow UI on http://{host}:{port} (store: {resolve_uri(uri)}); Ctrl-C to stop", flush=True)
+    import socket
+
+    store = check_store(uri)
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:  # MLflow's own server reports a taken port and still exits 0; say it here, before replacing the process
+            probe.bind((host, port))
+        except OSError as exc:
+            raise StoreError(f"rewardlab ui: cannot listen on {host}:{port} ({exc.strerror}); another program (perhaps "
+                             "another `rewardlab ui`) holds it: choose another with --port") from None
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store, "--host", host, "--port", str(port)]
+    root = artifact_root(store)
+    if root:  # experiments created from the UI keep their artifacts beside the store too
+        cmd += ["--default-artifact-root", root]
+    print(f"MLflow UI on http://{host}:{port} (store: {store}); Ctrl-C to stop", flush=True)
     # Become the MLflow process, so that signals (Ctrl-C, a supervisor's SIGTERM) reach it and its workers directly.
     os.execv(sys.executable, cmd)
 
@@ -642,10 +876,7 @@ def log_evaluation(model: str, report: dict, rows: list[dict], source: str, data
     store = resolve_uri(uri)
     mlflow.set_tracking_uri(store)
     link = model_link(model, store)
-    if "experiment_id" in link:
-        experiment = link["experiment_id"]
-    else:
-        experiment = (mlflow.get_experiment_by_name(EVAL_EXPERIMENT) or mlflow.get_experiment(mlflow.create_experiment(EVAL_EXPERIMENT))).experiment_id
+    experiment = link["experiment_id"] if "experiment_id" in link else use_experiment(EVAL_EXPERIMENT, store)
     run_tags = {"rewardlab.kind": "evaluation", "evaluated_model": model, "eval_data": source, "eval_format": report.get("format", "pairs"),
                 **({"evaluated_run_id": link["run_id"]} if "run_id" in link else {}),
                 **({"evaluated_model_id": link["model_id"]} if "model_id" in link else {}), **(tags or {})}
@@ -656,8 +887,7 @@ def log_evaluation(model: str, report: dict, rows: list[dict], source: str, data
         numbers[f"subset/{key}/accuracy"] = float(s["accuracy"])
         numbers[f"subset/{key}/count"] = float(s["count"])
     with mlflow.start_run(experiment_id=experiment, run_name=f"eval-{dataset_name}", tags={k: str(v) for k, v in run_tags.items()}) as active:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*Integer columns in Python cannot represent missing values.*")
+        with _quiet_datasets():
             dataset = mlflow.data.from_pandas(frame, source=_dataset_source(source), name=dataset_name)
         mlflow.log_input(dataset, context="eval", model=LoggedModelInput(link["model_id"]) if "model_id" in link else None)
         mlflow.log_metrics(numbers, model_id=link.get("model_id"), dataset=dataset)

@@ -58,3 +58,18 @@ def serving(reward):
 def serve_reward():
     """``with serve_reward(reward) as url:`` runs the real server for ``reward`` on 127.0.0.1 (see ``serving``)."""
     return serving
+
+
+@pytest.fixture(scope="session")
+def reward_folder(tmp_path_factory):
+    """An untrained MiniLM Bradley-Terry reward folder (plain template): real, fast, for commands that score text."""
+    import torch
+
+    from rewardlab import backbones
+    from rewardlab.models.scalar_head import build_scalar_rm
+    from rewardlab.rewards.text import ScalarTextReward
+
+    torch.manual_seed(0)
+    tokenizer = backbones.load_tokenizer(backbones.MINILM)
+    return ScalarTextReward.save(build_scalar_rm(backbones.MINILM, tokenizer), tokenizer, tmp_path_factory.mktemp("rm") / "rm",
+                                 max_length=48, template="plain")

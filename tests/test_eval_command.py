@@ -18,20 +18,6 @@ USER = lambda text: {"role": "user", "content": text}  # noqa: E731
 BOT = lambda text: {"role": "assistant", "content": text}  # noqa: E731
 
 
-@pytest.fixture(scope="module")
-def reward_folder(tmp_path_factory):
-    import torch
-
-    from rewardlab import backbones
-    from rewardlab.models.scalar_head import build_scalar_rm
-    from rewardlab.rewards.text import ScalarTextReward
-
-    torch.manual_seed(0)
-    tokenizer = backbones.load_tokenizer(backbones.MINILM)
-    return ScalarTextReward.save(build_scalar_rm(backbones.MINILM, tokenizer), tokenizer, tmp_path_factory.mktemp("rm") / "rm",
-                                 max_length=48, template="plain")
-
-
 def write_parquet(folder, split: str, rows: list[dict]) -> None:
     from datasets import Dataset
 

@@ -51,21 +51,31 @@ class Card:
         if config is not None and config not in self.features:
             raise DataError(f"{self.path.name}: no config '{config}'; this card's configs are: {', '.join(self.configs())}")
         config = config or self.configs()[0]
-        schema, splits = self.features[config], self.splits.get(config, [])
         if not rows:
-            raise DataError(f"{where}: no rows (an empty file); expected rows with fields: {', '.join(schema)}")
-        problems: list[str] = []
-        for number, row in enumerate(rows, start=1):
-            reason = self._row_problem(row, schema, splits)
-            if reason:
-                problems.append(f"row {number}: {reason}")
-                if len(problems) >= max_errors:
-                    break
+            raise DataError(f"{where}: no rows (an empty file); expected rows with fields: {', '.join(self.features[config])}")
+        problems = [f"row {number}: {reason}" for number, reason in self.row_problems(enumerate(rows, start=1), config, max_errors)]
         if problems:
             more = " (stopped there)" if len(problems) >= max_errors else ""
             head = f"{where}: {len(problems)} bad row{'s' if len(problems) > 1 else ''}{more} against {self.path.name} (config {config})"
             raise DataError(head + ":\n  " + "\n  ".join(problems) if len(problems) > 1 else f"{where}: {problems[0]}")
         return rows
+
+    def row_problems(self, numbered_rows, config: str | None = None, max_errors: int | None = None) -> list[tuple[int, str]]:
+        """(row number, reason) for each of ``numbered_rows`` ((number, row) pairs) that does not fit ``config``
+        (default: the card's first), stopping after ``max_errors`` when given. ``data validate`` numbers rows by
+        their line in the file and lists these beside the lines that are not JSON."""
+        config = config or self.configs()[0]
+        if config not in self.features:
+            raise DataError(f"{self.path.name}: no config '{config}'; this card's configs are: {', '.join(self.configs())}")
+        schema, splits = self.features[config], self.splits.get(config, [])
+        problems = []
+        for number, row in numbered_rows:
+            reason = self._row_problem(row, schema, splits)
+            if reason:
+                problems.append((number, reason))
+                if max_errors is not None and len(problems) >= max_errors:
+                    break
+        return problems
 
     def _row_problem(self, row, schema: dict, splits: list[str]) -> str | None:
         if not isinstance(row, dict):

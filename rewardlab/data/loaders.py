@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, FilePath, model_validator
 
 from rewardlab.data.cards import Card, DataError, find_card, parse_card
+from rewardlab.data.external import CARD
 from rewardlab.data.rows import read_jsonl
 
 from rewardlab.data import registry
@@ -20,6 +22,16 @@ def math_builder(name: str):
 
 
 HUB_PREFERENCES = ("Anthropic/hh-rlhf",)
+
+
+def unknown_dataset(name: str) -> DataError:
+    """The error for a ``data.name`` that names nothing: every form a preference dataset can be given in."""
+    hub = f" (a hub id is written hf:{name})" if "/" in name else ""
+    return DataError(f"data.name: unknown dataset '{name}'{hub}; expected a built-in dataset "
+                     f"({', '.join(registry.names('preferences'))}), a Hugging Face dataset as hf:<id> (e.g. "
+                     "hf:trl-lib/ultrafeedback_binarized, or a local dataset folder as hf:/path/to/folder), "
+                     f"{', '.join(HUB_PREFERENCES)} (needs network), or your own .jsonl, .json, .parquet or .csv file as "
+                     "data.path")
 
 
 class TextDataConfig(BaseModel):
@@ -56,6 +68,15 @@ class TextDataConfig(BaseModel):
         if unknown:
             raise DataError(f"data.columns: unknown field {', '.join(unknown)}; the fields are prompt, chosen, rejected, margin, "
                             "subset, reference (each mapped to your column's name)")
+        own = self.name.startswith("hf:") or (self.path is not None and self.card in (None, CARD))  # read by external.py
+        if self.columns and not own:
+            raise DataError("data.columns: a column map applies to your own data (data.path, or data.name: hf:<id>); "
+                            + (f"data.card {self.card!r} checks the file's rows as they are, under the card's own field names"
+                               if self.path is not None else f"data.name {self.name!r} is a built-in dataset, whose fields "
+                               "need no map"))
+        known = (*registry.names("preferences"), *HUB_PREFERENCES)
+        if self.path is None and not self.name.startswith("hf:") and self.name not in known:
+            raise unknown_dataset(self.name)
         if self.path is None and self.name in registry.names("preferences"):
             self.builder = registry.typed(self.name, self.builder, "data.builder")
         elif self.builder:
@@ -113,11 +134,11 @@ def _load_hub_preferences(name: str) -> tuple[list[dict], list[dict]]:
 
 def load_preferences(cfg: TextDataConfig) -> PreferenceData:
     """Load and validate preference data; pairs carry prompt/chosen/rejected (TRL's explicit-prompt format)."""
-    if cfg.name.startswith("hf:") or (cfg.path is not None and cfg.card is None):
+    if cfg.name.startswith("hf:") or (cfg.path is not None and cfg.card in (None, CARD)):  # your own data, normalised
         from rewardlab.data.external import load_external
 
         train, test, source = load_external(cfg)
-        data = PreferenceData(cfg.name if cfg.path is None else Path(cfg.path).stem, find_card("preference-pairs"), source, train, test)
+        data = PreferenceData(cfg.name if cfg.path is None else Path(cfg.path).stem, find_card(CARD), source, train, test)
     elif cfg.path is not None:
         card = _card_for(cfg.card, cfg.name)
         rows = card.validate_rows(read_jsonl(cfg.path), "pairs" if "pairs" in card.configs() else None, source=cfg.path)
@@ -149,10 +170,7 @@ def load_preferences(cfg: TextDataConfig) -> PreferenceData:
         train, test = _load_hub_preferences(cfg.name)
         data = PreferenceData(cfg.name, card, f"hf://datasets/{cfg.name}", card.validate_rows(train), card.validate_rows(test))
     else:
-        raise DataError(
-            f"data.name: unknown dataset '{cfg.name}'; expected a builder ({', '.join(registry.names('preferences'))}), "
-            f"a hub dataset ({', '.join(HUB_PREFERENCES)}), or a JSONL file given as data.path"
-        )
+        raise unknown_dataset(cfg.name)
     if cfg.max_train_pairs is not None:
         if cfg.subset_seed is not None and cfg.max_train_pairs < len(data.train_pairs):  # low-data curves: another draw per seed
             import random
@@ -178,6 +196,59 @@ def load_preferences(cfg: TextDataConfig) -> PreferenceData:
     return data
 
 
+def validate_file(card: Card | str, path: str | Path, config: str | None = None) -> str:
+    """``rewardlab data validate --card CARD --file PATH``: the line to print when every row of the JSONL file fits
+    the card, else one DataError listing every bad row by its line number (up to 20, and how many more), lines
+    that are not JSON among them, so one broken line does not hide the rest.
+
+    The preference-pairs card describes what your own preference data becomes, so its rows are checked by the
+    code that ``rewardlab train`` (``data.path``) and ``rewardlab eval`` (``--data``) run on them
+    (``external.check_rows``, ``normalise``): a row passes here iff they take it (TRL's implicit prompt, message
+    lists, hh-rlhf transcripts, extra columns, the best-of-N layout for eval). Other cards check their schema."""
+    from rewardlab.data.external import bad_rows, check_rows, detect_format
+    from rewardlab.data.rows import read_jsonl_lines
+
+    card = card if isinstance(card, Card) else _card_for(card, card)
+    if config is not None and config not in card.features:
+        raise DataError(f"{card.path.name}: no config '{config}'; this card's configs are: {', '.join(card.configs())}")
+    used = config or card.configs()[0]
+    numbered, not_json = read_jsonl_lines(path)
+    rows = [row for _, row in numbered]
+    fmt = detect_format(rows, {})
+    if card.name == CARD:
+        _, problems = check_rows(numbered, {}, fmt, str(path), flag=None)
+        failed = {number for number, _ in problems}
+        problems += [(number, f"field 'split': expected a split name (a string), found {row['split']!r:.40}")
+                     for number, row in numbered if number not in failed and not isinstance(row.get("split", ""), str)]
+    else:
+        problems = card.row_problems(numbered, used)
+    problems += not_json
+    if len(problems) == 1:
+        error = DataError(f"{path}: row {problems[0][0]}: {problems[0][1]}")
+    elif problems:
+        error = bad_rows(str(path), problems, f" against {card.path.name} (config {used})")
+    elif not numbered:
+        error = DataError(f"{path}: no rows (an empty file); expected rows with fields: {', '.join(card.features[used])}")
+    else:
+        error = None
+    if error is not None:
+        if config is None and len(card.configs()) > 1:
+            raise DataError(f"{error}\n(checked against config {used}, the card's first; its configs: {', '.join(card.configs())}; "
+                            "choose one with --config)")
+        raise error
+    others = [c for c in card.configs() if c != used]
+    also = f"; the card's other configs: {', '.join(others)} (--config)" if others and config is None else ""
+    line = f"{path}: {len(rows)} rows OK against {card.path.name} (config {used}{also})"
+    if card.name != CARD:
+        return line
+    splits = Counter(str(row["split"]) if row.get("split") is not None else "no split" for row in rows)
+    by_split = f"; split column: {', '.join(f'{k} {v}' for k, v in sorted(splits.items()))}" if set(splits) != {"no split"} else ""
+    if fmt == "best-of-n":
+        return (f"{line}, in the best-of-N layout (lists of answers), which rewardlab eval (--data) takes; rewardlab train "
+                f"needs one chosen and one rejected answer per row{by_split}")
+    return f"{line}, as rewardlab train (data.path) and rewardlab eval (--data) take them{by_split}"
+
+
 PAIR_FIELDS = ("prompt", "chosen", "rejected")
 
 
@@ -188,6 +259,10 @@ def load_eval_pairs(path: str | Path, card: str | None = None) -> list[dict]:
     against it first. Every bad row is reported (up to 20) before anything is scored."""
     from rewardlab.data.cards import _check_value
 
+    if card == CARD:  # the card of your own data: the rules eval and train apply, not a bare schema
+        from rewardlab.data.external import load_eval_rows
+
+        return load_eval_rows(str(path), fmt="pairs").rows
     rows = read_jsonl(path)
     if card is not None:
         card_ = _card_for(card, card)

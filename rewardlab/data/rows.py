@@ -23,21 +23,33 @@ def settings_key(settings, ignore: tuple[str, ...] = ()) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """JSON lines as dicts; a ``.gz`` path is read through gzip (larger shipped files are stored compressed)."""
+def read_jsonl_lines(path: str | Path) -> tuple[list[tuple[int, object]], list[tuple[int, str]]]:
+    """Every line of a JSON-lines file, read past the bad ones: ((line number, value) for each JSON line,
+    (line number, "not valid JSON: ...") for each line that is not JSON). Blank lines are skipped but counted, so
+    the numbers are the file's own line numbers. ``data validate`` reports the bad lines beside the bad rows."""
     import gzip
 
-    rows = []
+    rows, bad = [], []
     path = Path(path)
     with (gzip.open(path, "rt") if path.suffix == ".gz" else path.open()) as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                rows.append((number, json.loads(line)))
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: row {number}: not valid JSON ({exc.msg})") from None
-    return rows
+                bad.append((number, f"not valid JSON: {exc.msg} (column {exc.colno})"))
+    return rows, bad
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """JSON lines as dicts; a ``.gz`` path is read through gzip (larger shipped files are stored compressed). A line
+    that is not JSON is a DataError naming the file and the line."""
+    rows, bad = read_jsonl_lines(path)
+    if bad:
+        number, reason = bad[0]
+        raise DataError(f"{path}: row {number}: {reason}")
+    return [row for _, row in rows]
 
 
 def write_jsonl(path: str | Path, rows: list[dict]) -> None:

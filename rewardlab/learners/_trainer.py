@@ -100,10 +100,12 @@ def reward_config(t: TrainConfig, output_dir, max_length: int, seed: int):
     from trl import RewardConfig
 
     kwargs: dict = {}
+    known = {f.name for f in dataclasses.fields(RewardConfig)}
     for name, target in TRL_FIELDS.items():
         value = getattr(t, name)
         kwargs.update(target(value) if callable(target) else {target: value})
-    known = {f.name for f in dataclasses.fields(RewardConfig)}
+    if "activation_checkpointing" in known:  # its new name (transformers 5.x warns at the old one, whatever its value)
+        kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
     unknown = sorted(set(t.trl) - known)
     if unknown:
         from rewardlab.data.cards import DataError

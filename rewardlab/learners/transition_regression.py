@@ -87,7 +87,7 @@ def fit(cfg: Config, data, job: Job) -> Fitted:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         losses.append(total / len(rew))
         with torch.no_grad():
             test_r2 = r2(net(t_obs, t_act, t_nxt), t_rew)

@@ -40,6 +40,11 @@ def freeze_bottom(model, n_layers: int) -> int:
     return n_layers
 
 
+#: the names transformers gives the classification head of a sequence-classification model (causal LMs: score;
+#: encoders: classifier)
+HEAD_NAMES = ("score", "classifier")
+
+
 def build_scalar_rm(backbone: str, tokenizer, freeze_layers: int = 0, dtype: str = "float32", attn_implementation: str | None = None):
     """AutoModelForSequenceClassification with one label on ``backbone``; the pad token id set for last-token pooling."""
     import torch
@@ -48,7 +53,23 @@ def build_scalar_rm(backbone: str, tokenizer, freeze_layers: int = 0, dtype: str
     kwargs = {"num_labels": 1, "dtype": getattr(torch, dtype)}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
-    model = AutoModelForSequenceClassification.from_pretrained(backbones.resolve(backbone), **kwargs)
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # transformers' LOAD REPORT lists the new head as MISSING, which reads as an error
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(backbones.resolve(backbone), output_loading_info=True, **kwargs)
+    finally:
+        hf_logging.set_verbosity(level)
+    missing = list(info.get("missing_keys", []))
+    head = [k for k in missing if k.split(".")[0] in HEAD_NAMES]
+    others = [k for k in missing if k not in head]
+    if head:
+        print(f"{backbone}: new reward head ({', '.join(sorted(head))}) initialised, as expected for a reward model that has "
+              "not been trained yet", flush=True)
+    if others:  # the backbone's own weights missing from the checkpoint: worth seeing
+        print(f"warning: {backbone}: {len(others)} backbone weights were not in the checkpoint and start untrained: "
+              f"{', '.join(others[:8])}{' ...' if len(others) > 8 else ''}", flush=True)
     model.config.pad_token_id = tokenizer.pad_token_id
     freeze_bottom(model, freeze_layers)
     return model

@@ -76,6 +76,9 @@ def resolve_folder(uri: str | Path) -> Path:
 
         return find_reward_folder(tracking.download(text))
     folder = Path(text)
+    if folder.is_symlink() and not folder.exists():  # a finished run's folder links to the store's copy
+        raise FileNotFoundError(f"{text}: links to the MLflow store's copy of the reward, {folder.readlink()}, which no longer "
+                                "exists (was the store's mlartifacts/ folder moved or deleted?)")
     if not folder.is_dir():
         raise FileNotFoundError(f"{text}: not a folder and not an MLflow URI (models:/..., runs:/...)")
     return find_reward_folder(folder)

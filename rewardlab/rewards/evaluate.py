@@ -142,18 +142,18 @@ def evaluate_splits(reward: TextReward, data) -> tuple[TextEval, TextEval | None
     return result, shifted, metrics
 
 
-def format_report(metrics: dict[str, float]) -> str:
+def format_report(metrics: dict[str, float], split: str = "test") -> str:
     """A small table: the reward next to both length baselines, on the test split and (when measured) the shifted one."""
     rows = [("pairwise accuracy", "pair_accuracy", "length_longer_pair_accuracy", "length_shorter_pair_accuracy")]
     if "auroc" in metrics:
         rows.append(("AUROC vs correctness", "auroc", "length_longer_auroc", "length_shorter_auroc"))
     lines = [f"{'':30s} {'reward':>8s} {'longer':>8s} {'shorter':>8s}   (length-only baselines)"]
-    for prefix, where in (("", "test"), ("shifted_", "shifted")):
+    for prefix, where in (("", split), ("shifted_", "shifted")):
         for label, k, lo, sh in rows:
             if prefix + k in metrics:
                 lines.append(f"{label + ' (' + where + ')':30s} {metrics[prefix + k]:8.3f} {metrics[prefix + lo]:8.3f} "
                              f"{metrics[prefix + sh]:8.3f}")
-    lines.append(f"margin over best length baseline (pairs, test): {metrics['margin_over_length']:+.3f}")
+    lines.append(f"margin over best length baseline (pairs, {split}): {metrics['margin_over_length']:+.3f}")
     if "shifted_margin_over_length" in metrics:
         lines.append(f"margin over best length baseline (pairs, shifted): {metrics['shifted_margin_over_length']:+.3f}")
     return "\n".join(lines)

@@ -61,7 +61,7 @@ class GoalTextReward(ScalarTextReward):
 
         from rewardlab.models.scalar_head import head_inputs, read_positions
 
-        check_text_batch(prompts, responses, None)
+        prompts, responses, _ = check_text_batch(prompts, responses, None)
         encoded = [encode_span(self.tokenizer, p, r, self.max_length, self.template) for p, r in zip(prompts, responses)]
         out: list = [None] * len(encoded)
         batches = padded_batches([e[0] for e in encoded], self.batch_size, self.tokenizer.pad_token_id)

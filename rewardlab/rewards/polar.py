@@ -101,7 +101,7 @@ class PolarReward:
 
         if references is None:
             raise RewardInputError("references: a POLAR reward scores each response against a reference answer; pass references")
-        check_text_batch(prompts, responses, references)
+        prompts, responses, references = check_text_batch(prompts, responses, references)
         encoded = [encode_triple(self.tokenizer, p, ref, c, self.max_length) for p, ref, c in zip(prompts, references, responses)]
         self.last_truncated = [cut for _, cut in encoded]
         out = [0.0] * len(encoded)

@@ -53,7 +53,8 @@ class _Remote:
     def _q_values(self, prompts, responses) -> list:
         import numpy as np
 
-        body = {"prompts": list(prompts), "responses": list(responses)}
+        prompts, responses, _ = check_text_batch(prompts, responses, None)
+        body = {"prompts": prompts, "responses": responses}
         return [np.asarray(q, dtype=float) for q in self._post("/v1/q_values", body)["q_values"]]
 
     def __repr__(self) -> str:
@@ -91,17 +92,25 @@ def _json_or_raise(url: str, response) -> dict:
 class RemoteTextReward(_Remote):
     modality = "text"
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # None: a server too old to say; its references are sent and it decides
+        self.uses_references = self.info.get("uses_references")
+
     def _body(self, prompts, responses, references=None) -> dict:
-        check_text_batch(prompts, responses, references)
-        body = {"prompts": list(prompts), "responses": list(responses)}
-        if references is not None:
-            body["references"] = list(references)
+        """The /v1/score body. References go only to a reward that uses them: the server refuses them otherwise,
+        and a local reward that does not use them ignores them, so the remote one does the same."""
+        prompts, responses, references = check_text_batch(prompts, responses, references)
+        body = {"prompts": prompts, "responses": responses}
+        if references is not None and self.uses_references is not False:
+            body["references"] = references
         return body
 
     def score(self, prompts: Sequence[Chat], responses: Sequence[Chat], references: Sequence[Chat] | None = None) -> list[float]:
-        if not len(prompts):
+        body = self._body(prompts, responses, references)
+        if not body["prompts"]:
             return []
-        return self._post("/v1/score", self._body(prompts, responses, references))["rewards"]
+        return self._post("/v1/score", body)["rewards"]
 
     async def ascore(
         self, prompts: Sequence[Chat], responses: Sequence[Chat], references: Sequence[Chat] | None = None, client=None
@@ -109,9 +118,9 @@ class RemoteTextReward(_Remote):
         """Like ``score``, without blocking the event loop. Pass an ``httpx.AsyncClient`` to reuse connections."""
         import httpx
 
-        if not len(prompts):
-            return []
         body = self._body(prompts, responses, references)
+        if not body["prompts"]:
+            return []
         own = client is None
         client = client or httpx.AsyncClient(timeout=self.timeout)
         try:

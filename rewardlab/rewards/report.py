@@ -201,18 +201,24 @@ def suite(rows: Sequence[dict], fmt: str, chosen: Sequence, rejected: Sequence, 
     return out
 
 
-def format_suite(report: dict) -> str:
-    """The printed evaluation report: headline accuracies with intervals, calibration, length bias, subsets."""
+def _number(value, spec: str, missing: str) -> str:
+    """``value`` formatted, or what its absence means in words (a measure over no pairs is NaN, never printed as nan)."""
+    return missing if value is None or value != value else format(value, spec)
+
+
+def format_suite(report: dict, split: str | None = None) -> str:
+    """The printed evaluation report: headline accuracies with intervals, calibration, length bias, subsets;
+    ``split`` (the split evaluated, e.g. ``EvalRows.split_label``) labels the headline."""
     lines = [f"pairwise accuracy {report['pairwise_accuracy']:.3f}  [{report['pairwise_ci_low']:.3f}, {report['pairwise_ci_high']:.3f}]"
-             f"  over {report['n_pairs']} pairs"]
+             f"  over {report['n_pairs']} pairs" + (f" ({split})" if split else "")]
     if report["format"] == "best-of-n" or report["n_rows"] != report["n_pairs"]:
         lines.append(f"best-of-N accuracy {report['best_of_n_accuracy']:.3f}  [{report['best_of_n_ci_low']:.3f}, "
                      f"{report['best_of_n_ci_high']:.3f}]  over {report['n_rows']} rows; mean over subsets {report['subset_mean']:.3f}")
     lines.append(f"calibration of sigmoid(r_chosen - r_rejected): ECE {report['ece']:.3f}, Brier {report['brier']:.3f} (a coin: 0.250)")
-    lines.append(f"length bias: Spearman(reward, length) {report['length_spearman']:+.3f}; accuracy when chosen is shorter "
-                 f"{report['accuracy_chosen_shorter']:.3f} ({report['pairs_chosen_shorter']} pairs), longer "
-                 f"{report['accuracy_chosen_longer']:.3f} ({report['pairs_chosen_longer']}); length-only ranker "
-                 f"{report['length_only_accuracy']:.3f}")
+    lines.append(f"length bias: Spearman(reward, length) {_number(report['length_spearman'], '+.3f', 'no length varies')}; "
+                 f"accuracy when chosen is shorter {_number(report['accuracy_chosen_shorter'], '.3f', 'no pairs')} "
+                 f"({report['pairs_chosen_shorter']} pairs), longer {_number(report['accuracy_chosen_longer'], '.3f', 'no pairs')} "
+                 f"({report['pairs_chosen_longer']}); length-only ranker {_number(report['length_only_accuracy'], '.3f', 'no pairs')}")
     lines.append(f"margin chosen - rejected: mean {report['margin_mean']:+.3f}, std {report['margin_std']:.3f}")
     if report["subsets"]:
         lines.append(f"{'subset':28s} {'accuracy':>8s} {'95% interval':>16s} {'count':>6s}")

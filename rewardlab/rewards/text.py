@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rewardlab.rewards.base import Chat, check_text_batch, chat_to_messages
+from rewardlab.rewards.base import Chat, Message, check_text_batch, chat_to_messages
 from rewardlab.rewards.registry import register, write_reward_json
 
 
@@ -112,8 +112,16 @@ def padded_batches(seqs: list[list[int]], batch_size: int, pad_id: int | None, m
 def encode_text(tokenizer, text: str, max_length: int, template: str = "chat") -> tuple[list[int], bool]:
     """Token ids of text already rendered as ``render`` renders it (a chat template applied by the caller, as
     verl's reward loop does), tokenized exactly as ``encode`` tokenizes its own rendering: same special tokens,
-    same end token, same left cut. So ``encode_text(render(p, r))`` equals ``encode(p, r)``."""
+    same end token, same left cut. So ``encode_text(render(p, r))`` equals ``encode(p, r)``.
+
+    A ``plain`` reward never saw the chat template, yet verl renders with it: a text that is exactly the chat
+    template's rendering of some messages is turned back into them (``recover_messages``) and encoded as ``encode``
+    encodes those messages, so it scores as ``score`` does. Any other text is read as it is."""
     chat = _use_chat_template(tokenizer, template)
+    if not chat and getattr(tokenizer, "chat_template", None):
+        messages = recover_messages(tokenizer, text)
+        if messages:
+            return encode(tokenizer, messages[:-1], messages[-1:], max_length, template)
     bos = getattr(tokenizer, "bos_token", None)
     if chat and bos and not text.startswith(bos) and _template_starts_with(tokenizer, bos):
         # verl strips a leading BOS from the rendered text because vLLM's tokenizer adds it back; do the same
@@ -124,6 +132,126 @@ def encode_text(tokenizer, text: str, max_length: int, template: str = "chat") -
     if len(ids) > max_length:
         return ids[-max_length:], True
     return ids, False
+
+
+_PROBE = ("rlprobe0", "rlprobe1", "rlprobe2", "rlprobe3")
+
+
+def _render_chat(tokenizer, messages: list[Message]) -> str | None:
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False)
+    except Exception:  # noqa: BLE001 - a template may refuse a role (no system message) or raise on its own terms
+        return None
+
+
+def chat_markers(tokenizer) -> dict | None:
+    """What the tokenizer's chat template writes around each message, read off renderings of probe messages: the
+    text before the first message (a BOS, a default system prompt), and each role's head and tail. None when the
+    template does not render one message after another in that way. Computed once per tokenizer."""
+    if hasattr(tokenizer, "_rewardlab_chat_markers"):
+        return tokenizer._rewardlab_chat_markers
+    a, b, c, sys_ = _PROBE
+    one = _render_chat(tokenizer, [{"role": "user", "content": a}])
+    two = _render_chat(tokenizer, [{"role": "user", "content": a}, {"role": "assistant", "content": b}])
+    three = _render_chat(tokenizer, [{"role": "user", "content": a}, {"role": "assistant", "content": b},
+                                     {"role": "user", "content": c}])
+    markers = None
+    if one and two and three and two.startswith(one) and three.startswith(two):
+        roles = {}
+        for role, block, probe in (("assistant", two[len(one):], b), ("user", three[len(two):], c)):
+            if block.count(probe) == 1:
+                head, tail = block.split(probe)
+                roles[role] = (head, tail)
+        if len(roles) == 2 and all(head and tail for head, tail in roles.values()) and one.count(a) == 1:
+            head, tail = roles["user"]
+            first = one[: one.index(a)]
+            if first.endswith(head) and one.endswith(a + tail):
+                prefixes = [first[: len(first) - len(head)]]
+                with_sys = _render_chat(tokenizer, [{"role": "system", "content": sys_}, {"role": "user", "content": a}])
+                user_block = head + a + tail
+                if with_sys and with_sys.count(sys_) == 1 and with_sys.endswith(user_block):
+                    before, after = with_sys[: -len(user_block)].split(sys_)
+                    lead = _system_lead(tokenizer, before, head)
+                    if before[len(lead):] and after:
+                        roles["system"] = (before[len(lead):], after)
+                        prefixes.append(lead)
+                markers = {"prefixes": list(dict.fromkeys(prefixes)), "roles": roles}
+    tokenizer._rewardlab_chat_markers = markers
+    return markers
+
+
+def _system_lead(tokenizer, before: str, user_head: str) -> str:
+    """The text before a system message's head in ``before`` (head included): nothing, or the BOS. The head is
+    taken to be the user's with the role renamed (ChatML, Llama 3), else what follows the BOS."""
+    guess = user_head.replace("user", "system")
+    if "user" in user_head and before.endswith(guess):
+        return before[: len(before) - len(guess)]
+    bos = getattr(tokenizer, "bos_token", None)
+    return bos if bos and before.startswith(bos) else ""
+
+
+def _parse_blocks(text: str, roles: dict[str, tuple[str, str]]) -> list[Message] | None:
+    """Messages from a run of ``head content tail`` blocks covering all of ``text``, or None."""
+    messages, at = [], 0
+    while at < len(text):
+        for role, (head, tail) in roles.items():
+            if text.startswith(head, at):
+                end = text.find(tail, at + len(head))
+                if end < 0 and text.endswith(tail.rstrip()):  # a last tail without its trailing newline
+                    end, tail = len(text) - len(tail.rstrip()), tail.rstrip()
+                if end < 0:
+                    return None
+                messages.append({"role": role, "content": text[at + len(head) : end]})
+                at = end + len(tail)
+                break
+        else:
+            return None
+    return messages
+
+
+def recover_messages(tokenizer, text: str) -> list[Message] | None:
+    """The messages whose chat-template rendering is exactly ``text`` (also with the leading BOS that verl strips
+    before sending), or None. A candidate is parsed with ``chat_markers`` and kept only if rendering it again gives
+    the text back, so a text that merely looks like a chat is never misread."""
+    markers = chat_markers(tokenizer)
+    if markers is None:
+        return None
+    bos = getattr(tokenizer, "bos_token", None)
+    candidates = [text] + ([bos + text] if bos and not text.startswith(bos) else [])
+    for full in candidates:
+        for prefix in markers["prefixes"]:
+            if not full.startswith(prefix):
+                continue
+            messages = _parse_blocks(full[len(prefix):], markers["roles"])
+            if messages and _render_chat(tokenizer, messages) == full:
+                return messages
+    return None
+
+
+PLAIN_RENDERING = "the prompt's and the response's contents on separate lines (prompt\\nresponse)"
+
+
+def rendering_info(tokenizer, template: str) -> dict[str, Any]:
+    """What texts sent already rendered (``/classify``, ``/pooling``, ``/v1/embeddings``) must look like for this
+    reward, for ``/v1/info``; ``warning`` is set when a chat-templated text (what verl sends) cannot be scored as the
+    reward was trained, so the server can say so at start."""
+    has_chat = bool(getattr(tokenizer, "chat_template", None))
+    if _use_chat_template(tokenizer, template):
+        return {"template": "chat", "expects": "the conversation rendered with the tokenizer's chat template",
+                "chat_template_texts": "scored as sent", "warning": None}
+    info = {"template": "plain", "expects": PLAIN_RENDERING, "chat_template_texts": None, "warning": None}
+    if has_chat:
+        probe = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "4"}]
+        rendered = _render_chat(tokenizer, probe)
+        if rendered is not None and recover_messages(tokenizer, rendered) == probe:
+            info["chat_template_texts"] = "recovered: turned back into messages and scored with the plain template"
+        else:
+            info["chat_template_texts"] = "scored as sent: this chat template's rendering cannot be turned back into messages"
+            info["warning"] = ("this reward was trained on the plain template (prompt\\nresponse), and texts rendered with "
+                               "its tokenizer's chat template (verl's /classify, /v1/embeddings) cannot be turned back into "
+                               "messages: they are scored as sent, not as trained; send prompt\\nresponse texts, or use "
+                               "/v1/score or /get_reward")
+    return info
 
 
 def compile_for_serving(reward, warmup: list[tuple[int, int]] = ((1, 8), (4, 32))) -> float:
@@ -242,14 +370,21 @@ class ScalarTextReward:
         return save_classifier_folder(model, tokenizer, folder, "scalar_text", max_length=max_length, template=template, **meta)
 
     def score(self, prompts: Sequence[Chat], responses: Sequence[Chat], references: Sequence[Chat] | None = None) -> list[float]:
-        """One float per response; longest-first batches so padding is small. ``last_truncated`` says what was cut."""
-        check_text_batch(prompts, responses, references)
+        """One float per response (one prompt and one response, each a string or a chat, give a list of one);
+        longest-first batches so padding is small. ``last_truncated`` says what was cut."""
+        prompts, responses, _ = check_text_batch(prompts, responses, references)
         return self._forward([encode(self.tokenizer, p, r, self.max_length, self.template) for p, r in zip(prompts, responses)])
 
-    def score_texts(self, texts: Sequence[str]) -> list[float]:
-        """Scores of whole conversations already rendered with this model's template (``render``'s output), read as
-        they are: what vLLM's and SGLang's classify routes take. Equal to ``score`` on the same conversation."""
+    def score_texts(self, texts: Sequence[str] | str) -> list[float]:
+        """Scores of whole conversations already rendered (what vLLM's and SGLang's classify routes take): with this
+        model's template, or with the tokenizer's chat template for a ``plain`` reward (see ``encode_text``). Equal to
+        ``score`` on the same conversation."""
+        texts = [texts] if isinstance(texts, str) else texts
         return self._forward([encode_text(self.tokenizer, t, self.max_length, self.template) for t in texts])
+
+    def rendering(self) -> dict[str, Any]:
+        """How pre-rendered texts must look to be scored as this reward was trained (``rendering_info``)."""
+        return rendering_info(self.tokenizer, self.template)
 
     def _forward(self, encoded: list[tuple[list[int], bool]]) -> list[float]:
         import torch

@@ -258,6 +258,10 @@ def make_trainer(cfg: Config, funcs: list, train_rows: list[dict], tokenizer, ca
         from trl import GRPOConfig as ArgsClass, GRPOTrainer as TrainerClass
     else:
         from trl import RLOOConfig as ArgsClass, RLOOTrainer as TrainerClass
+    import dataclasses
+
+    if "activation_checkpointing" in {f.name for f in dataclasses.fields(ArgsClass)}:  # the new name; the old one warns
+        common["activation_checkpointing"] = common.pop("gradient_checkpointing")
     peft_config = None
     if cfg.policy.lora is not None:
         from peft import LoraConfig as PeftLora

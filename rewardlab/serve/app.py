@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import math
+import sys
 import time
 import uuid
 from collections.abc import Hashable
@@ -30,13 +31,14 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import rewardlab
 from rewardlab.rewards.base import RewardInputError, modality
 from rewardlab.rewards.remote import API_KEY_ENV
 from rewardlab.rewards.text import whiten
-from rewardlab.serve.batching import ClientGone, DeadlineExceeded, MicroBatcher, QueueFull
+from rewardlab.serve.batching import ClientGone, DeadlineExceeded, MicroBatcher, QueueFull, TooLarge
 from rewardlab.serve.schemas import (POLAR_SEP, ClassifyRequest, EmbeddingsRequest, FieldError, GetRewardRequest, PoolingRequest,
                                      ScoreRequest, TransitionRequest, split_polar)
 
@@ -81,7 +83,8 @@ class ServeSettings:
     """When set, every route except /health needs ``Authorization: Bearer <key>``."""
     model_uri: str = ""
     max_queue: int | None = None
-    """Most items waiting or being scored; beyond it requests get 503 with ``Retry-After`` (None: unbounded)."""
+    """Most items waiting or being scored; beyond it requests get 503 with ``Retry-After`` (None: unbounded). A request
+    with more items than this could never fit: it gets 413."""
     timeout_s: float | None = None
     """Per-request deadline: a request not answered by then gets 504 and its queued work is dropped."""
     normalize: bool = False
@@ -126,7 +129,41 @@ _FRIENDLY = {
 }
 
 
-def _validation_errors(exc: RequestValidationError) -> tuple[int, str, str | None, list[dict]]:
+def _message(err: dict, field: str) -> str:
+    kind = err.get("type", "")
+    if kind == "model_attributes_type" and not field:
+        return "the body must be a JSON object (send Content-Type: application/json)"
+    if kind == "bool_type":
+        return f"must be true or false (a JSON boolean), found {json.dumps(err.get('input'), default=str)}"
+    return _FRIENDLY.get(kind, str(err.get("msg", "")).removeprefix("Value error, "))
+
+
+def _empty_body_error(model: type[BaseModel] | None) -> dict:
+    """The error of a request without a body, naming what it lacks: the route's request model's own errors on ``{}``
+    (``field 'prompts' is required; ...``)."""
+    lacks = []
+    try:
+        if model is not None:
+            model.model_validate({})
+    except ValidationError as exc:
+        for err in exc.errors():
+            ctx_error = (err.get("ctx") or {}).get("error")
+            if isinstance(ctx_error, FieldError):
+                lacks.append({"field": ctx_error.field, "message": str(ctx_error)})
+                continue
+            field = _loc_to_field(tuple(err.get("loc", ())))
+            message = f"field '{field}' is required" if err.get("type") == "missing" else f"{field}: {_message(err, field)}"
+            lacks.append({"field": field or None, "message": message})
+    return {"field": lacks[0]["field"] if lacks else None,
+            "message": "the request body is empty: send a JSON object (Content-Type: application/json)"
+            + "".join(f"; {e['message']}" for e in lacks)}
+
+
+def _validation_errors(
+    exc: RequestValidationError, model: type[BaseModel] | None = None
+) -> tuple[int, str, str | None, list[dict]]:
+    """(status, message, first field, every error) of a request that failed validation against ``model`` (the
+    route's request body, to say which fields an empty body lacks)."""
     errors = []
     status = 422
     for err in exc.errors():
@@ -142,10 +179,10 @@ def _validation_errors(exc: RequestValidationError) -> tuple[int, str, str | Non
             errors.append({"field": ctx_error.field, "message": str(ctx_error)})
             continue
         field = _loc_to_field(tuple(err.get("loc", ())))
-        if err.get("type") == "model_attributes_type" and not field:
-            message = "the body must be a JSON object (send Content-Type: application/json)"
-        else:
-            message = _FRIENDLY.get(err.get("type", ""), str(err.get("msg", "")).removeprefix("Value error, "))
+        if err.get("type") == "missing" and not field:  # no body at all
+            errors.append(_empty_body_error(model))
+            continue
+        message = _message(err, field)
         errors.append({"field": field or None, "message": f"{field}: {message}" if field else message})
     first = errors[0] if errors else {"field": None, "message": "invalid request"}
     return status, "; ".join(e["message"] for e in errors[:5]), first["field"], errors
@@ -167,8 +204,8 @@ class Metrics:
         self.batch_requests = Histogram("rewardlab_batch_requests", "Requests merged per forward pass", registry=r, buckets=sizes)
         self.items = Counter("rewardlab_items_scored", "Items scored, by route", ["route"], registry=r)
         self.truncated = Counter("rewardlab_truncated", "Texts cut to the model's maximum length", registry=r)
-        self.refused = Counter("rewardlab_refused_requests", "Requests not scored: queue_full (503), deadline (504), "
-                               "disconnected (the client left)", ["reason"], registry=r)
+        self.refused = Counter("rewardlab_refused_requests", "Requests not scored: queue_full (503), too_large (413: more "
+                               "items than --max-queue), deadline (504), disconnected (the client left)", ["reason"], registry=r)
         self.dropped = Counter("rewardlab_dropped_items", "Items whose queued work was dropped, by reason", ["reason"], registry=r)
         Gauge("rewardlab_queue_items", "Items waiting for or in a forward pass", registry=r).set_function(queued_items)
         Gauge("rewardlab_queue_pending", "Requests waiting for or in a forward pass", registry=r).set_function(batcher_pending)
@@ -274,6 +311,8 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
     can_explain = callable(getattr(reward, "explain", None))
     has_q = callable(getattr(reward, "q_values", None))
     can_read_text = callable(getattr(reward, "score_texts", None))
+    uses_refs = getattr(reward, "uses_references", False)  # None: a remote reward whose server does not say
+    rendering = reward.rendering() if mode == "text" and callable(getattr(reward, "rendering", None)) else None
     stats = normalization_of(reward)
     if mode == "text" and hasattr(reward, "batch_size"):  # one micro-batch is one pass, bounded by the token budget
         reward.batch_size = max(reward.batch_size, settings.max_batch_size)
@@ -283,6 +322,8 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
                                "rewards trained by rewardlab's text learners have them, retrain or serve without --normalize")
     if settings.pooling_format not in POOLING_FORMATS:
         raise ServeConfigError(f"--pooling-format {settings.pooling_format!r}: expected one of {', '.join(POOLING_FORMATS)}")
+    if rendering and rendering.get("warning"):
+        print(f"warning: {rendering['warning']}", file=sys.stderr, flush=True)
 
     def score_text(key: Hashable, payloads: list[tuple]) -> list[tuple[list[float], list[bool]]]:
         if key == "raw":  # whole conversations already rendered by the client
@@ -338,7 +379,9 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        status, message, field, errors = _validation_errors(exc)
+        body_field = getattr(request.scope.get("route"), "body_field", None)
+        model = getattr(getattr(body_field, "field_info", None), "annotation", None)
+        status, message, field, errors = _validation_errors(exc, model if isinstance(model, type) else None)
         return JSONResponse(error_body(status, message, field, errors=errors), status_code=status)
 
     @app.exception_handler(RewardInputError)
@@ -375,6 +418,9 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
                 pass
         try:
             return await batcher.submit(key, payload, size, timeout=settings.timeout_s, gone=gone())
+        except TooLarge as exc:
+            metrics.refused.labels("too_large").inc()
+            raise ApiError(413, str(exc), kind="payload_too_large") from None
         except QueueFull as exc:
             metrics.refused.labels("queue_full").inc()
             raise ApiError(503, f"server busy: {exc}; retry after {settings.retry_after_s} s", kind="overloaded",
@@ -385,6 +431,12 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
         except ClientGone:
             metrics.refused.labels("disconnected").inc()
             raise ApiError(499, "client disconnected", kind="client_closed") from None
+
+    def no_stray_references(references) -> None:
+        """References sent to a reward that does not use them are refused, as an unknown field is, not ignored."""
+        if references is not None and uses_refs is False:
+            raise ApiError(422, f"references: this reward ({kind}) does not use references; remove the field (references "
+                           "are for rewards that score an answer against a reference answer, such as POLAR)", "references")
 
     def _normalized(scores: list[float], wanted: bool | None) -> list[float]:
         if wanted is None:
@@ -443,6 +495,8 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
             "modality": mode,
             "capabilities": ["score"] + (["explain"] if can_explain else []) + (["q_values"] if has_q else []),
             "max_length": getattr(reward, "max_length", None),
+            "uses_references": uses_refs if mode == "text" else None,
+            "text_rendering": rendering,
             "normalization": None if stats is None else {**stats, "applied_by_default": settings.normalize},
             "settings": {k: v for k, v in asdict(settings).items() if k != "api_key"},
             "rewardlab_version": rewardlab.__version__,
@@ -453,7 +507,9 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
         """`{"prompts": [...], "responses": [...], "references": [...]?}` -> `{"rewards": [...], "truncated": [i, ...]}`.
 
         Each chat is a string or a list of `{role, content}` messages. `truncated` lists the items cut to the
-        model's maximum length (from the left, as in training)."""
+        model's maximum length (from the left, as in training). `references` only for a reward that uses them
+        (POLAR; `/v1/info` says): any other answers 422."""
+        no_stray_references(req.references)
         scores, truncated = await run_text(request, "/v1/score", req.prompts, req.responses, req.references, req.normalize)
         return JSONResponse({"rewards": scores, "truncated": truncated})
 
@@ -474,15 +530,21 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
         if not can_explain:
             raise ApiError(404, f"this reward ({kind}) cannot explain its scores; /v1/explain needs a reward with an "
                            "explain capability (S2E rewards have one)", kind="not_supported")
+        model = ScoreRequest if mode == "text" else TransitionRequest
+        raw = await request.body()
+        if not raw.strip():
+            empty = _empty_body_error(model)
+            raise ApiError(422, empty["message"], empty["field"])
         try:
-            payload = json.loads(await request.body())
+            payload = json.loads(raw)
         except ValueError as exc:
             raise ApiError(400, f"malformed JSON: {exc}") from None
-        model = ScoreRequest if mode == "text" else TransitionRequest
         try:
             req = model.model_validate(payload)
         except Exception as exc:  # pydantic.ValidationError
             raise RequestValidationError(getattr(exc, "errors", lambda: [])()) from None
+        if mode == "text":
+            no_stray_references(req.references)
         args = (req.prompts, req.responses, req.references) if mode == "text" else req.arrays()
         texts = await batcher.run_alone(reward.explain, *args)
         return {"explanations": [str(t) for t in texts]}
@@ -494,6 +556,7 @@ def create_app(reward, settings: ServeSettings | None = None) -> FastAPI:
         if not has_q:
             raise ApiError(404, f"this reward ({kind}) has no Q-values; /v1/q_values needs a goal-conditioned reward "
                            "(recipes/goal_rm.yaml)", kind="not_supported")
+        no_stray_references(req.references)
         values = await batcher.run_alone(reward.q_values, req.prompts, req.responses)
         metrics.items.labels("/v1/q_values").inc(len(values))
         return {"q_values": [[float(x) for x in q] for q in values]}

@@ -22,6 +22,16 @@ class QueueFull(Exception):
     """The queue holds ``max_queue`` items already: the caller should answer 503 and the client retry later."""
 
 
+class TooLarge(Exception):
+    """The job holds more items than ``max_queue``: it could never be admitted, so the caller should answer 413 and
+    the client split it (a 503 would have it retry for ever)."""
+
+    def __init__(self, size: int, max_queue: int):
+        super().__init__(f"the request has {size} items and the server's --max-queue is {max_queue}, so it can never fit "
+                         f"in the queue: split it into requests of at most {max_queue} items")
+        self.size, self.max_queue = size, max_queue
+
+
 class DeadlineExceeded(Exception):
     """The request's deadline passed before its scores were ready; its work is dropped (never scored if queued)."""
 
@@ -84,14 +94,21 @@ class MicroBatcher:
         self._executor.shutdown(wait=True)
 
     async def submit(self, key: Hashable, payload: Any, size: int, timeout: float | None = None, gone: Any = None) -> Any:
-        """Queue a job and wait for its result. ``QueueFull`` when ``max_queue`` items are already waiting (a job
-        larger than the bound is taken when nothing waits); ``DeadlineExceeded`` after ``timeout`` seconds;
-        ``ClientGone`` when the awaitable ``gone`` finishes first (the client disconnected). A job given up on
-        before its batch runs is never scored."""
+        """Queue a job and wait for its result. ``TooLarge`` when the job alone holds more than ``max_queue`` items;
+        ``QueueFull`` when the items already waiting leave no room for it; ``DeadlineExceeded`` after ``timeout``
+        seconds; ``ClientGone`` when the awaitable ``gone`` finishes first (the client disconnected). A job given up
+        on before its batch runs is never scored."""
+        refused: Exception | None = None
         if self._worker is None or self._queue is None:
-            raise RuntimeError("the batcher is not running (server starting up or shutting down)")
-        if self.max_queue is not None and self.queued_items and self.queued_items + size > self.max_queue:
-            raise QueueFull(f"{self.queued_items} items are waiting, the server's bound is {self.max_queue} (--max-queue)")
+            refused = RuntimeError("the batcher is not running (server starting up or shutting down)")
+        elif self.max_queue is not None and size > self.max_queue:
+            refused = TooLarge(size, self.max_queue)
+        elif self.max_queue is not None and self.queued_items + size > self.max_queue:
+            refused = QueueFull(f"{self.queued_items} items are waiting, the server's bound is {self.max_queue} (--max-queue)")
+        if refused is not None:
+            if asyncio.iscoroutine(gone):
+                gone.close()  # never awaited: close it so Python does not warn
+            raise refused
         job = Job(key, payload, size, asyncio.get_running_loop().create_future())
         self.queued_items += size
         job.future.add_done_callback(lambda _: self._release(size))

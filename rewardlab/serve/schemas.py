@@ -1,11 +1,12 @@
-"""Request bodies. Every check names the field it rejects, down to the list index (``obs[3][1]``)."""
+"""Request bodies. Every check names the field it rejects, down to the list index (``obs[3][1]``). Booleans are
+strict (``StrictBool``): ``"yes"``, ``"false"`` or ``1`` is refused, not read as true."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, model_validator
 
 POLAR_SEP = "<|reward|>"
 POLAR_END = "[UNUSED_TOKEN_130]"
@@ -50,7 +51,7 @@ class ScoreRequest(BaseModel):
     prompts: list[ChatField] = Field(min_length=1)
     responses: list[ChatField] = Field(min_length=1)
     references: list[ChatField] | None = Field(default=None, min_length=1)
-    normalize: bool | None = None  # whiten with the reward's stored statistics (default: the server's --normalize)
+    normalize: StrictBool | None = None  # whiten with the reward's stored statistics (default: the server's --normalize)
 
     @model_validator(mode="after")
     def _lengths(self) -> ScoreRequest:
@@ -183,8 +184,8 @@ class ClassifyRequest(BaseModel):
     model: str | None = None
     input: list[str] | str | None = None
     text: list[str] | str | None = None
-    use_activation: bool | None = None
-    activation: bool | None = None
+    use_activation: StrictBool | None = None
+    activation: StrictBool | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> ClassifyRequest:

@@ -19,10 +19,11 @@ def test_polar_finetune_on_your_own_reference_pairs_as_the_readme_writes_it(work
     assert cli.main(["train", "recipes/polar_finetune.yaml", "--set", "model.init_from=null", "--set", "data.path=my.jsonl",
                      "--set", "data.card=reference-pairs", "--set", "pool.max_eval_triplets=16"]) == 0
     out = capsys.readouterr().out
-    assert "models:/polar-finetune/latest now points to version 1" in out
-    metrics = json.loads((workdir / "runs" / "polar-finetune" / "eval.json").read_text())
+    # a run on your own data is named after it, so the recipe's own models:/polar-finetune is not moved
+    assert "models:/polar-finetune-my/latest now points to version 1" in out
+    metrics = json.loads((workdir / "runs" / "polar-finetune-my" / "eval.json").read_text())
     assert metrics["train_rows"] == 8  # the file's own train rows
     assert metrics["preference_acc_with_reference"] * 4 == round(metrics["preference_acc_with_reference"] * 4)  # 4 test pairs
-    reward = rewards.load("models:/polar-finetune/1")
+    reward = rewards.load("models:/polar-finetune-my/1")
     args = ([r["prompt"] for r in rows[8:]], [r["chosen"] for r in rows[8:]], [r["reference"] for r in rows[8:]])
     assert len(reward.score(*args)) == 4
