@@ -99,7 +99,7 @@ def check_store(uri: str | None = None, timeout_s: float = 5.0) -> str:
     store = resolve_uri(uri)
     origin = _uri_origin(uri)
     scheme = store.split("://", 1)[0] if "://" in store else ""
-    if scheme in ("", "file"):
+    if scheme == "file" or (scheme == "" and not store.startswith("databricks")):  # `databricks` is a URI of its own
         folder = store[len("file://"):] if scheme == "file" else store
         raise StoreError(f"{origin} is {store!r}: a folder is MLflow's file store, which rewardlab does not use; use a SQLite "
                          f"database, e.g. sqlite:///{Path(folder).expanduser().resolve() / STORE_FILE} (its artifacts go beside it)")
@@ -688,6 +688,9 @@ def run_learner(module, cfg: RecipeBase, recipe_text: str = "", resume: bool = F
     resume_id, checkpoint = resume_point(out, resume)
     if not resume:
         check_fresh_start(cfg)
+        if is_main_process() and out.is_dir():  # a finished run's reward is a link into the store: never write through it
+            for link in [p for p in out.iterdir() if p.is_symlink()]:
+                link.unlink()
     data = module.load(cfg)
     tags = module.tags(cfg, data) if hasattr(module, "tags") else {}
     with tracked_run(cfg, recipe_text, resume_id, tags, allow_changed=allow_changed) as run:

@@ -33,14 +33,15 @@ def module_workdir(tmp_path_factory):
 
 
 @contextmanager
-def serving(reward):
-    """The real rewardlab app for ``reward`` under uvicorn on 127.0.0.1 in a thread; yields its base URL."""
+def serving(reward, settings=None):
+    """The real rewardlab app for ``reward`` (with ``settings``, a ``ServeSettings``, as `rewardlab serve`'s flags make
+    it) under uvicorn on 127.0.0.1 in a thread; yields its base URL."""
     import uvicorn
 
     from rewardlab.serve import ServeSettings, create_app, process
 
     port = process.free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(reward, ServeSettings()), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(reward, settings or ServeSettings()), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

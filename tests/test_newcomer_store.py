@@ -163,6 +163,12 @@ def test_a_finished_run_keeps_one_copy_of_its_reward_and_no_checkpoints(workdir,
     by_folder = rewards.load(folder).score(np.ones((2, 3)), np.ones((2, 1)), np.ones((2, 3)), np.zeros(2))
     by_registry = rewards.load("models:/pendulum-reward/1").score(np.ones((2, 3)), np.ones((2, 1)), np.ones((2, 3)), np.zeros(2))
     assert np.allclose(by_folder, by_registry)
+    # a second run in the same folder writes its own reward, never through the link into version 1's stored copy
+    assert train("--set", "seed=1") == 0
+    again = rewards.load("models:/pendulum-reward/1").score(np.ones((2, 3)), np.ones((2, 1)), np.ones((2, 3)), np.zeros(2))
+    second = rewards.load("models:/pendulum-reward/2").score(np.ones((2, 3)), np.ones((2, 1)), np.ones((2, 3)), np.zeros(2))
+    assert np.allclose(again, by_registry) and not np.allclose(second, by_registry)
+    assert folder.resolve() != Path(str(rewards.resolve_folder("models:/pendulum-reward/1"))).resolve()
     capsys.readouterr()
     assert train("--resume") == 2  # nothing to resume, and the message says why
     assert "finished; there is nothing to resume" in capsys.readouterr().err

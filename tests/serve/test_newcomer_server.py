@@ -5,8 +5,6 @@ same through verl's chat-templated routes as through /v1/score."""
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 
 import httpx
 import numpy as np
@@ -16,7 +14,7 @@ import torch
 from rewardlab import backbones
 from rewardlab.models.scalar_head import build_scalar_rm
 from rewardlab.rewards import ScalarTextReward
-from rewardlab.serve import ServeSettings, create_app, process
+from rewardlab.serve import ServeSettings
 from tests.conftest import serving
 from tests.serve.test_clients import verl_post, verl_render
 from tests.serve.test_server import Server
@@ -25,28 +23,13 @@ SCORE = {"prompts": ["What is 3 + 4?"], "responses": ["7"]}
 
 
 class InProcess:
-    """The real app under uvicorn on 127.0.0.1 in a thread, with the settings `rewardlab serve --max-queue 4` makes
-    (no process start: the model loads once, in this process)."""
+    """A client of the real app run in this process (conftest ``serving``), with test_server's helpers."""
 
-    def __init__(self, reward, settings: ServeSettings):
-        import uvicorn
-
-        self.url = f"http://127.0.0.1:{process.free_port()}"
-        config = uvicorn.Config(create_app(reward, settings), host="127.0.0.1", port=int(self.url.rsplit(":", 1)[1]), log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.time() + 30
-        while not self.server.started:
-            assert time.time() < deadline, "the test server did not start within 30 s"
-            time.sleep(0.05)
+    def __init__(self, url: str):
+        self.url = url
 
     post = Server.post
     metric = Server.metric
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +38,8 @@ def small_queue_server():
     torch.manual_seed(0)
     tokenizer = backbones.load_tokenizer(backbones.MINILM)
     reward = ScalarTextReward(build_scalar_rm(backbones.MINILM, tokenizer), tokenizer, max_length=32, template="plain", device="cpu")
-    server = InProcess(reward, ServeSettings(max_queue=4))
-    yield server
-    server.stop()
+    with serving(reward, ServeSettings(max_queue=4)) as url:
+        yield InProcess(url)
 
 
 @pytest.mark.parametrize("route, body, field", [
