@@ -2,13 +2,15 @@
 Reward Models", NeurIPS 2024), on TRL's RewardTrainer.
 
 Loss = Bradley-Terry on the last-token reward + beta * contrastive term on the final-layer hidden states (the
-tensor the reward head reads; no projection head, no temperature). For each pair, ``n_positions`` source positions
-are drawn uniformly inside the preferred response, each with a goal position at or after it, and as many
-positions inside the dispreferred response:
+tensor the reward head reads; no projection head, no temperature). For each pair, ``n_positions`` (source, goal)
+pairs are drawn inside the preferred response (a sorted pair of uniform draws, so the goal is at or after its
+source), and ``n_positions`` preferred and dispreferred positions for the negatives; as in the paper's loss, cosines
+are taken over the whole cross-product of each side's draws (n x n per pair):
 
-    contrastive = -log mean sigma(cos(h_src, h_goal)) - log(1 - mean sigma(cos(h_src, h_dispreferred)))
+    contrastive = -log mean sigma(cos(h_src, h_goal)) - log(1 - mean sigma(cos(h_preferred, h_dispreferred)))
 
-Positions are never drawn in the prompt or in padding. After training, the goal state is the mean last-token
+Positions are never drawn in the prompt or in padding, and negatives only from the first token where the two
+answers differ (before it their states are the same tensor; see ``contrastive_loss``). After training, the goal state is the mean last-token
 hidden state over preferred training responses (the correct samples, on math-answers); it is saved with the
 model, and the reward (rewards/goal.py) exposes per-token Q-values = cos(h_t, goal).
 
@@ -40,7 +42,7 @@ class ContrastiveConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     beta: float = Field(0.5, ge=0)  # weight of the contrastive term; 0 = plain Bradley-Terry (the baseline)
-    n_positions: int = Field(8, ge=1)  # source positions per pair (each with one goal and one dispreferred position)
+    n_positions: int = Field(8, ge=1)  # draws per side and pair; the term averages the n x n cross-product (paper: 16)
 
 
 class QEvalConfig(BaseModel):
@@ -64,35 +66,81 @@ class Config(RecipeBase):
     baseline: str | None = None
 
 
-def sample_positions(starts, ends, n: int, generator=None):
-    """``n`` positions per row drawn uniformly in [start, end), and for each a second one uniformly in
-    [position, end). Returns two LongTensors [rows, n]: (sources, goals), with start <= source <= goal < end."""
+def sample_span(lo, hi, n: int, generator=None):
+    """``n`` positions per row drawn uniformly in [lo, hi) (a LongTensor [rows, n]); an empty span gives hi - 1."""
     import torch
 
-    span = (ends - starts).clamp(min=1)[:, None]
-    source = starts[:, None] + (torch.rand(len(starts), n, generator=generator, device=starts.device) * span).long()
-    source = torch.minimum(source, (ends - 1)[:, None])
-    rest = (ends[:, None] - source).clamp(min=1)
-    goal = source + (torch.rand(len(starts), n, generator=generator, device=starts.device) * rest).long()
-    return source, torch.minimum(goal, (ends - 1)[:, None])
+    u = torch.rand(len(lo), n, generator=generator, device=lo.device)
+    return _positions(lo, hi, u)
 
 
-def contrastive_loss(hidden, response_start, response_end, n_positions: int, generator=None):
+def _positions(lo, hi, u):
+    import torch
+
+    span = (hi - lo).clamp(min=1)[:, None]
+    return torch.minimum(lo[:, None] + (u * span).long(), (hi - 1).clamp(min=0)[:, None])
+
+
+def sample_positions(starts, ends, n: int, generator=None):
+    """``n`` (source, goal) pairs per row, as the paper's loss draws them: two uniform draws in [start, end), sorted,
+    so that start <= source <= goal < end. Returns two LongTensors [rows, n]."""
+    import torch
+
+    u = torch.rand(len(starts), 2, n, generator=generator, device=starts.device).sort(dim=1).values
+    return _positions(starts, ends, u[:, 0]), _positions(starts, ends, u[:, 1])
+
+
+def divergence(chosen_ids: list[int], rejected_ids: list[int]) -> int:
+    """The first position at which the two token sequences differ (the shorter length when one is a prefix of the
+    other). Before it a causal model's hidden states of the two answers are the same tensor."""
+    for i, (a, b) in enumerate(zip(chosen_ids, rejected_ids)):
+        if a != b:
+            return i
+    return min(len(chosen_ids), len(rejected_ids))
+
+
+def contrastive_loss(hidden, response_start, response_end, n_positions: int, generator=None, diverge=None):
     """The goal-conditioned term on a TRL preference batch: rows [0, B) are preferred, [B, 2B) dispreferred.
-    Positions are drawn in [response_start, response_end) of each row. Returns (loss, mean cos+, mean cos-)."""
+
+    Positives, as the paper's loss computes them: ``n_positions`` (source, goal) pairs per preferred answer, each a
+    sorted pair of uniform draws in [response_start, response_end) so that the goal is at or after its source; the
+    cosine is taken over the whole cross-product of the sources and goals (n x n per pair). Negatives: ``n_positions``
+    preferred positions against ``n_positions`` dispreferred ones, again the cross-product. ``diverge`` (per pair, the
+    first token where the two sequences differ) confines the negatives to positions from there on, on both sides:
+    before it the two answers' states are the same tensor in a causal model, so a "negative" there would be pulled
+    apart while the positive term pulls the same states together (on math-steps most of a rejected answer is such a
+    shared prefix). This rule is rewardlab's, not the paper's code (which draws negatives from the whole responses).
+    A pair whose answers never diverge before they end gives no negative.
+
+    Returns (loss, mean cos+, mean cos-)."""
     import torch
     import torch.nn.functional as F
 
     half = hidden.shape[0] // 2
-    ends = response_end
-    source, goal = sample_positions(response_start[:half], ends[:half], n_positions, generator)
-    negative, _ = sample_positions(response_start[half:], ends[half:], n_positions, generator)
-    rows = torch.arange(half, device=hidden.device)[:, None]
-    h_source, h_goal, h_negative = hidden[rows, source], hidden[rows, goal], hidden[rows + half, negative]
-    cos_pos = F.cosine_similarity(h_source, h_goal, dim=-1)
-    cos_neg = F.cosine_similarity(h_source, h_negative, dim=-1)
-    loss = -torch.log(torch.sigmoid(cos_pos).mean()) - torch.log1p(-torch.sigmoid(cos_neg).mean())
-    return loss, cos_pos.detach().mean(), cos_neg.detach().mean()
+    device = hidden.device
+    starts, ends = response_start.to(device), response_end.to(device)
+    rows = torch.arange(half, device=device)[:, None]
+
+    source, goal = sample_positions(starts[:half], ends[:half], n_positions, generator)
+    h_source, h_goal = hidden[rows, source], hidden[rows, goal]
+    cos_pos = F.cosine_similarity(h_source[:, :, None], h_goal[:, None, :], dim=-1)  # [B, n, n]
+
+    lo_c, lo_r = starts[:half], starts[half:]
+    if diverge is not None:
+        diverge = diverge.to(device)
+        lo_c, lo_r = torch.maximum(lo_c, diverge), torch.maximum(lo_r, diverge)
+    valid = (lo_c < ends[:half]) & (lo_r < ends[half:])
+    h_c = hidden[rows, sample_span(lo_c, ends[:half], n_positions, generator)]
+    h_r = hidden[rows + half, sample_span(lo_r, ends[half:], n_positions, generator)]
+    cos_neg = F.cosine_similarity(h_c[:, :, None], h_r[:, None, :], dim=-1)  # [B, n, n]
+
+    loss = -torch.log(torch.sigmoid(cos_pos).mean())
+    if valid.any():
+        loss = loss - torch.log1p(-torch.sigmoid(cos_neg[valid]).mean())
+        mean_neg = cos_neg[valid].detach().mean()
+    else:
+        mean_neg = torch.tensor(float("nan"), device=device)
+    return loss, cos_pos.detach().mean(), mean_neg
 
 
 def make_trainer_class():
@@ -111,6 +159,7 @@ def make_trainer_class():
             self.beta, self.n_positions = beta, n_positions
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            diverge = inputs.pop("diverge", None)  # per pair: where chosen and rejected first differ (negatives start there)
             starts = inputs.pop("response_start", None)
             if starts is None:  # packed: the chosen answers' starts, then the rejected ones'
                 starts = torch.cat([inputs.pop("chosen_start"), inputs.pop("rejected_start")])
@@ -125,12 +174,13 @@ def make_trainer_class():
                 # responses end at the token the reward is read at (padding and a trailing pad-as-EOS excluded)
                 hidden = seen[-1]
                 ends = read_positions(inputs["input_ids"], self.processing_class.pad_token_id) + 1
-            term, cos_pos, cos_neg = contrastive_loss(hidden, starts.to(hidden.device), ends, self.n_positions)
+            term, cos_pos, cos_neg = contrastive_loss(hidden, starts.to(hidden.device), ends, self.n_positions, diverge=diverge)
             mode = "train" if self.model.training else "eval"
             self._metrics[mode]["bt_loss"].append(bt.item())
             self._metrics[mode]["contrastive_loss"].append(term.item())
             self._metrics[mode]["cos_positive"].append(cos_pos.item())
-            self._metrics[mode]["cos_negative"].append(cos_neg.item())
+            if cos_neg.isfinite():  # a batch whose answers never diverge has no negative
+                self._metrics[mode]["cos_negative"].append(cos_neg.item())
             loss = bt + self.beta * term
             return (loss, outputs) if return_outputs else loss
 
@@ -146,15 +196,18 @@ def make_collator(pad_token_id: int):
         def torch_call(self, examples):
             out = super().torch_call(examples)
             out["response_start"] = torch.tensor([e["chosen_start"] for e in examples] + [e["rejected_start"] for e in examples])
+            out["diverge"] = torch.tensor([e["diverge"] for e in examples])
             return out
 
     return Collator(pad_token_id=pad_token_id)
 
 
 def tokenize_pairs(pairs: list[dict], tokenizer, max_length: int, template: str, counts: dict | None = None):
-    """TRL's chosen_ids/rejected_ids, where each response starts (chosen_start/rejected_start), and length."""
-    return preference_dataset(pairs, lambda row, side: encode_span(tokenizer, row["prompt"], row[side], max_length, template), starts=True,
-                              counts=counts)
+    """TRL's chosen_ids/rejected_ids, where each response starts (chosen_start/rejected_start), where the two
+    sequences first differ (diverge), and length."""
+    dataset = preference_dataset(pairs, lambda row, side: encode_span(tokenizer, row["prompt"], row[side], max_length, template),
+                                 starts=True, counts=counts)
+    return dataset.add_column("diverge", [divergence(c, r) for c, r in zip(dataset["chosen_ids"], dataset["rejected_ids"])])
 
 
 def build_model(cfg: Config, tokenizer):
@@ -294,7 +347,7 @@ def fit(cfg: Config, data, job: Job) -> Fitted:
     dataset = tokenize_pairs(data.train_pairs, tokenizer, m.max_length, m.template, counts)
     trainer = reward_trainer(model, tokenizer, dataset, cfg.train, job.out / "checkpoints", m.max_length, cfg.seed,
                              [job.run.trainer_callback(), *job.callbacks], trainer_class=make_trainer_class(),
-                             data_collator=(PackedCollator(tokenizer.pad_token_id, True, ("chosen_start", "rejected_start"))
+                             data_collator=(PackedCollator(tokenizer.pad_token_id, True, ("chosen_start", "rejected_start", "diverge"))
                                             if cfg.train.packing == "shared_prompt" else make_collator(tokenizer.pad_token_id)),
                              lora=m.lora, freeze_layers=m.freeze_layers,
                              beta=cfg.contrastive.beta, n_positions=cfg.contrastive.n_positions)

@@ -59,6 +59,59 @@ def test_contrastive_loss_rewards_aligned_preferred_states_and_separated_rejecte
     assert float(good) == pytest.approx(-np.log(1 / (1 + np.exp(-1))) - np.log(1 - 1 / (1 + np.exp(1))), abs=1e-5)
 
 
+def test_a_shared_prefix_gives_no_negative_from_inside_it():
+    """Before the first differing token a causal model's states of the two answers are one tensor: here e1 in both.
+    After it the preferred answer is e2 and the dispreferred e3 (orthogonal). With ``diverge`` every negative pair is
+    (e2, e3), cosine exactly 0; without it, some are (e1, e1), cosine 1."""
+    hidden = torch.zeros(2, 10, 3)
+    hidden[:, :, 0] = 1.0  # e1 everywhere ...
+    hidden[0, 6:] = torch.tensor([0.0, 1.0, 0.0])  # ... until the answers diverge at 6: e2 for the preferred one
+    hidden[1, 6:] = torch.tensor([0.0, 0.0, 1.0])  # e3 for the dispreferred one
+    starts, ends, diverge = torch.tensor([2, 2]), torch.tensor([10, 10]), torch.tensor([6])
+    _, _, neg = goal.contrastive_loss(hidden, starts, ends, 16, torch.Generator().manual_seed(0), diverge=diverge)
+    assert float(neg) == 0.0
+    _, _, neg_all = goal.contrastive_loss(hidden, starts, ends, 16, torch.Generator().manual_seed(0))
+    assert float(neg_all) > 0.1
+    # answers that never diverge before they end (one a prefix of the other, the shorter the preferred) give none
+    loss, pos, neg = goal.contrastive_loss(torch.ones(2, 10, 3), starts, ends, 4, diverge=torch.tensor([10]))
+    assert np.isnan(float(neg)) and float(pos) == pytest.approx(1.0)
+    assert float(loss) == pytest.approx(-np.log(1 / (1 + np.exp(-1.0))), abs=1e-6)  # the positive term alone
+
+
+def test_diverge_is_the_first_token_where_the_tokenized_answers_differ():
+    tokenizer = backbones.load_tokenizer("embedded:smollm2-135m-instruct")
+    pairs = [{"prompt": "What is 12 + 7?", "chosen": "Step 1: 12 + 7 = 19. The answer is 19.",
+              "rejected": "Step 1: 12 + 7 = 18. The answer is 18."}]
+    row = goal.tokenize_pairs(pairs, tokenizer, 96, "plain")[0]
+    d = row["diverge"]
+    assert row["chosen_ids"][:d] == row["rejected_ids"][:d] and row["chosen_ids"][d] != row["rejected_ids"][d]
+    assert d > row["chosen_start"] + 3  # "Step 1: 12 + 7 =" is shared inside the answers
+    batch = goal.make_collator(tokenizer.pad_token_id)([row])
+    assert batch["diverge"].tolist() == [d]
+    assert goal.divergence([1, 2, 3], [1, 2]) == 2 and goal.divergence([4], [5]) == 0
+
+
+def test_the_positive_term_averages_the_whole_cross_product_of_sources_and_goals():
+    """n sources and n goals per pair give n x n cosines (the paper's loss), not n matched pairs: recomputed by hand
+    from the same draws."""
+    torch.manual_seed(0)
+    hidden = torch.randn(4, 12, 5)
+    starts, ends, n = torch.tensor([1, 3, 2, 0]), torch.tensor([12, 9, 10, 7]), 6
+    loss, pos, neg = goal.contrastive_loss(hidden, starts, ends, n, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    source, target = goal.sample_positions(starts[:2], ends[:2], n, g)
+    cos = [torch.nn.functional.cosine_similarity(hidden[b, source[b, i]], hidden[b, target[b, j]], dim=0)
+           for b in range(2) for i in range(n) for j in range(n)]
+    assert len(cos) == 2 * n * n
+    assert float(pos) == pytest.approx(float(torch.stack(cos).mean()), abs=1e-6)
+    c, r = goal.sample_span(starts[:2], ends[:2], n, g), goal.sample_span(starts[2:], ends[2:], n, g)
+    negs = [torch.nn.functional.cosine_similarity(hidden[b, c[b, i]], hidden[b + 2, r[b, j]], dim=0)
+            for b in range(2) for i in range(n) for j in range(n)]
+    expected = -torch.log(torch.sigmoid(torch.stack(cos)).mean()) - torch.log(1 - torch.sigmoid(torch.stack(negs)).mean())
+    assert float(loss) == pytest.approx(float(expected), abs=1e-5)
+    assert float(neg) == pytest.approx(float(torch.stack(negs).mean()), abs=1e-6)
+
+
 def test_filter_vote_drops_low_q_samples_and_counts_saved_tokens():
     q_ok, q_bad = np.full(10, 0.9), np.r_[np.full(6, 0.9), np.full(4, 0.1)]
     answer, spent, total = filter_vote([3, 5, 5, 3, 3], [q_ok, q_bad, q_bad, q_ok, q_ok], threshold=0.5, skip=5)
