@@ -72,10 +72,17 @@ def _convert_smollm2(target: Path) -> None:
     if real_missing or unexpected:
         raise BackboneError(f"GGUF conversion mismatch: missing={real_missing} unexpected={unexpected}")
     plain.tie_weights()
-    partial = target.with_name(target.name + ".partial")
+    import shutil
+
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")  # per process: two first uses at once do not collide
     plain.save_pretrained(partial, safe_serialization=True)
     tokenizer.save_pretrained(partial)
-    partial.rename(target)  # atomic: a crash mid-conversion never leaves a half folder behind
+    try:
+        partial.rename(target)  # atomic: a crash mid-conversion never leaves a half folder behind
+    except OSError:
+        if not (target / "config.json").exists():
+            raise
+        shutil.rmtree(partial, ignore_errors=True)  # another process finished the same conversion first
 
 
 def resolve(name: str) -> str:
