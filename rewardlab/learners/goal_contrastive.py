@@ -242,6 +242,22 @@ def fit_goal(reward: GoalTextReward, data: PreferenceData, q: QEvalConfig) -> tu
     return float(np.quantile(mins, 1 - q.keep_correct)), source
 
 
+def within_length_auroc(labels: np.ndarray, scores: np.ndarray, lengths: np.ndarray, n_buckets: int = 3) -> float:
+    """AUROC of ``scores`` against ``labels`` with samples compared only to samples of about the same length: the
+    size-weighted mean of the AUROC inside each length quantile bucket (buckets holding one class are skipped; NaN
+    when every bucket is). A minimum over more tokens is lower, so when correct answers are longer an overall min-Q
+    AUROC below 0.5 can be length alone; inside a bucket that artefact cannot act."""
+    edges = np.quantile(lengths, np.linspace(0, 1, n_buckets + 1)[1:-1]) if len(lengths) else []
+    bucket = np.searchsorted(edges, lengths, side="right")
+    total, weight = 0.0, 0
+    for b in np.unique(bucket):
+        inside = bucket == b
+        if len(set(labels[inside].tolist())) == 2:
+            total += auroc(labels[inside], scores[inside]) * inside.sum()
+            weight += int(inside.sum())
+    return total / weight if weight else float("nan")
+
+
 def q_metrics(reward: GoalTextReward, samples: list[dict], threshold: float, skip: int) -> tuple[dict[str, float], list]:
     """AUROC of Q against correctness, majority vote with and without Q-filtering, tokens saved, and reranking
     (by final Q, by reward) against picking a random sample, over each held-out question's samples.
@@ -250,10 +266,14 @@ def q_metrics(reward: GoalTextReward, samples: list[dict], threshold: float, ski
     qs = q_from_states(states, reward.goal_state)
     scores = reward.scores_from_states(states)
     labels = np.asarray([bool(s["correct"]) for s in samples], dtype=int)
+    mins, lengths = np.asarray([min_q(q, skip) for q in qs]), np.asarray([len(q) for q in qs], dtype=float)
     metrics = {
         "q_auroc_last": auroc(labels, np.asarray([q[-1] for q in qs])),
-        "q_auroc_min": auroc(labels, np.asarray([min_q(q, skip) for q in qs])),
+        "q_auroc_min": auroc(labels, mins),
         "q_auroc_mean": auroc(labels, np.asarray([q.mean() for q in qs])),
+        # is a min-Q AUROC below 0.5 a length artefact? length alone against correctness, and min-Q within length terciles
+        "length_auroc": auroc(labels, lengths),
+        "q_auroc_min_within_length": within_length_auroc(labels, mins, lengths),
         "q_threshold": threshold,
     }
     groups: dict = {}

@@ -112,6 +112,20 @@ def test_the_positive_term_averages_the_whole_cross_product_of_sources_and_goals
     assert float(neg) == pytest.approx(float(torch.stack(negs).mean()), abs=1e-6)
 
 
+def test_min_q_within_length_buckets_removes_a_length_artefact():
+    """Correct answers are longer, and a longer answer's minimum Q is lower: overall min-Q AUROC falls below 0.5
+    while, among answers of about the same length, min-Q ranks every correct one above every wrong one."""
+    rng = np.random.default_rng(0)
+    lengths = np.repeat([10.0, 20.0, 40.0], 40)
+    labels = np.tile([1, 0], 60)
+    labels[:40] = np.r_[np.ones(8), np.zeros(32)].astype(int)  # short answers: mostly wrong
+    labels[80:] = np.r_[np.ones(32), np.zeros(8)].astype(int)  # long answers: mostly right
+    mins = -lengths / 10 + 0.5 * labels + rng.uniform(0, 0.1, len(labels))  # lower with length, higher when correct
+    assert goal.auroc(labels, mins) < 0.5
+    assert goal.within_length_auroc(labels, mins, lengths) == pytest.approx(1.0)
+    assert np.isnan(goal.within_length_auroc(np.ones(6, int), mins[:6], lengths[:6]))  # one class: nothing to rank
+
+
 def test_filter_vote_drops_low_q_samples_and_counts_saved_tokens():
     q_ok, q_bad = np.full(10, 0.9), np.r_[np.full(6, 0.9), np.full(4, 0.1)]
     answer, spent, total = filter_vote([3, 5, 5, 3, 3], [q_ok, q_bad, q_bad, q_ok, q_ok], threshold=0.5, skip=5)
