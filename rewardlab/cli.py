@@ -10,8 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-#: One description of the MLflow store for every help text (tracking.STORE_HELP says the same; the CLI does not
-#: import tracking, and so mlflow, to print its help).
+#: One description of the MLflow store (tracking.py's resolve_uri and use_experiment) for every help text.
 STORE_HELP = ("$MLFLOW_TRACKING_URI, else the nearest mlflow.db in the working directory or a folder above it, else "
               "~/.local/share/rewardlab/mlflow.db ($XDG_DATA_HOME/rewardlab); artifacts beside it in mlartifacts/")
 

@@ -30,9 +30,6 @@ STORE_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"  # beside the store, as `mlflow server` keeps its artifacts in ./mlartifacts
 DEFAULT_EXPERIMENT = "rewardlab"
 
-#: One description of where runs go, for every help text and message.
-STORE_HELP = ("$MLFLOW_TRACKING_URI, else the nearest mlflow.db in the working directory or a folder above it, else "
-              "~/.local/share/rewardlab/mlflow.db ($XDG_DATA_HOME/rewardlab); artifacts beside it in mlartifacts/")
 
 
 def user_store() -> Path:
@@ -211,6 +208,7 @@ class Run:
     def __init__(self, run_id: str, uri: str):
         self.run_id = run_id
         self.uri = uri
+        self.logged_model_id: str | None = None  # the MLflow 3 logged model of the last log_reward_model
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log the keys the run does not have yet. MLflow refuses to change a logged param, so on --resume a changed
@@ -295,7 +293,7 @@ class Run:
     def stored_reward_folder(self, name: str) -> Path | None:
         """The local path of the reward folder ``name`` inside the last logged model, when the store keeps its artifacts
         on this machine's disk (the default SQLite store does); None for a remote artifact store."""
-        model_id = getattr(self, "logged_model_id", None)
+        model_id = self.logged_model_id
         if not model_id:
             return None
         from urllib.parse import unquote, urlparse
